@@ -1,0 +1,351 @@
+"""The exactly-once actor runtime.
+
+For each partition batch an actor runs one PostgreSQL transaction that records the processed
+event ids and the partition's high-water mark, lets the handler write its state rows, and writes
+what it emits into the outbox. Kafka offsets are committed only afterwards and are advisory: on
+assignment the consumer starts from the offsets stored in PostgreSQL. A handler that raises sends
+the batch through one transaction per event, retried with backoff; after the limit (or at once
+for `Rejected`, undecodable bytes and payloads that do not validate) the event goes to
+`deadletter` with its reason, and the partition moves on. When the database is unavailable the
+actor pauses and retries; nothing is dead-lettered for the infrastructure's faults.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar
+
+import asyncpg
+
+from bus.codec import DecodedEvent, decode_envelope, encode
+from bus.envelope import RISKLAB_NAMESPACE, Envelope, derived_event_id
+from bus.errors import CommitFailed, InvalidEvent, UnknownEventType
+from bus.events.deadletter import DeadLettered
+from bus.migrations import apply_migrations, package_migrations
+from bus.runtime.actor import Actor, Emitted, HandlerContext, Rejected
+from bus.runtime.relay import OutboxRelay
+from bus.runtime.transient import is_transient
+from bus.topics import DEADLETTER
+from bus.transport import Record, TopicPartition, Transport
+
+log = logging.getLogger("risklab.runtime")
+T = TypeVar("T")
+
+RUNTIME_MIGRATIONS = package_migrations("runtime", "bus.runtime")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How persistently the runtime retries, and how much it reads at once."""
+
+    retries: int = 5
+    backoff_seconds: float = 0.2
+    max_backoff_seconds: float = 5.0
+    poll_timeout_seconds: float = 0.2
+    max_records: int = 500
+
+
+class HandlerFailed(Exception):
+    """The handler raised for a reason that is the event's, not the infrastructure's."""
+
+    def __init__(self, cause: BaseException) -> None:
+        self.cause = cause
+        super().__init__(f"{type(cause).__name__}: {cause}")
+
+
+@dataclass(frozen=True)
+class _Item:
+    record: Record
+    event_id: uuid.UUID
+    decoded: DecodedEvent | None
+    error: InvalidEvent | None = None
+    failure: str | None = None  # reason set when the handler gave up on the event
+    failure_type: str | None = None
+    attempts: int = 1
+
+    @property
+    def dead(self) -> bool:
+        return self.error is not None or self.failure is not None
+
+
+def record_id(record: Record) -> uuid.UUID:
+    """A stable id for a record whose envelope cannot be read."""
+    return uuid.uuid5(RISKLAB_NAMESPACE, f"record/{record.topic}/{record.partition}/{record.offset}")
+
+
+async def ensure_runtime_schema(pool: asyncpg.Pool, actor: Actor | None = None) -> None:
+    """Apply the runtime's migrations and the actor's own."""
+    async with pool.acquire() as conn:
+        await apply_migrations(conn, [*RUNTIME_MIGRATIONS, *(actor.migrations if actor else ())])
+        if actor is not None:
+            await actor.on_start(conn)
+
+
+class ActorRunner:
+    """Runs one actor against a transport and a PostgreSQL pool with exactly-once effects."""
+
+    def __init__(
+        self,
+        actor: Actor,
+        transport: Transport,
+        pool: asyncpg.Pool,
+        options: RuntimeOptions | None = None,
+        *,
+        relay: bool = True,
+    ) -> None:
+        self.actor = actor
+        self.transport = transport
+        self.pool = pool
+        self.options = options or RuntimeOptions()
+        self.name = actor.consumer_name
+        self.relay = OutboxRelay(pool, transport, self.name, options=self.options) if relay else None
+        self.processed = 0
+        self.dead_lettered = 0
+        self.idle = asyncio.Event()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Consume until `stop` is set; the batch in hand is finished before returning."""
+        await self._until_available(lambda: ensure_runtime_schema(self.pool, self.actor), "apply migrations")
+        relay_task = asyncio.create_task(self.relay.run(stop)) if self.relay else None
+        sub = await self.transport.subscribe(self.name, self.actor.topics, on_assign=self._start_offsets)
+        try:
+            while not stop.is_set():
+                batches = await sub.poll(self.options.poll_timeout_seconds, self.options.max_records)
+                if not batches:
+                    self.idle.set()
+                    continue
+                self.idle.clear()
+                await asyncio.gather(*(self._process_partition(recs) for recs in batches.values()))
+                try:
+                    await sub.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
+                except CommitFailed as exc:  # the database holds the truth; the next owner seeks there
+                    log.info("%s: offset commit skipped after a rebalance: %s", self.name, exc)
+                if self.relay:
+                    self.relay.wake()
+        finally:
+            await sub.close()
+            if relay_task is not None:
+                stop.set()
+                await relay_task
+
+    async def _start_offsets(self, tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
+        async def load() -> dict[TopicPartition, int]:
+            async with self.pool.acquire() as conn:
+                rows = await conn.fetch(
+                    'SELECT topic, "partition", next_offset FROM consumer_offsets WHERE actor = $1',
+                    self.name,
+                )
+            stored = {TopicPartition(r["topic"], r["partition"]): r["next_offset"] for r in rows}
+            return {tp: stored[tp] for tp in tps if tp in stored}
+
+        return await self._until_available(load, "load offsets")
+
+    async def _until_available(self, fn: Callable[[], Awaitable[T]], what: str) -> T:
+        delay = self.options.backoff_seconds
+        while True:
+            try:
+                return await fn()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning(
+                    "%s: cannot %s (%s: %s); retrying in %.1fs", self.name, what, type(exc).__name__, exc, delay
+                )
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.options.max_backoff_seconds)
+
+    def _item(self, record: Record) -> _Item:
+        try:
+            envelope = decode_envelope(record.value)
+        except InvalidEvent as exc:
+            return _Item(record, record_id(record), None, exc)
+        try:
+            event = self.actor.catalog.parse(envelope)
+        except UnknownEventType as exc:
+            if self.actor.accepts is not None:
+                return _Item(record, envelope.event_id, None, None)  # not ours: skip, as for any other type
+            return _Item(record, envelope.event_id, None, exc)
+        except InvalidEvent as exc:
+            return _Item(record, envelope.event_id, None, exc)
+        return _Item(record, envelope.event_id, DecodedEvent(envelope, event))
+
+    def _relevant(self, item: _Item) -> bool:
+        return item.dead or (item.decoded is not None and self.actor.wants(item.decoded.envelope.type))
+
+    async def _process_partition(self, records: Sequence[Record]) -> None:
+        items = [self._item(r) for r in records]
+        try:
+            prepared = await self._prepare(items)
+            await self._until_available(lambda: self._transact(items, prepared), "process a batch")
+        except HandlerFailed as exc:
+            if len(items) > 1:
+                log.info("%s: batch failed (%s); processing its events one by one", self.name, exc)
+            for item in items:
+                await self._process_one(item)
+
+    async def _prepare(self, items: Sequence[_Item]) -> dict[int, Any]:
+        out: dict[int, Any] = {}
+        for i, item in enumerate(items):
+            if item.decoded is not None and not item.dead and self.actor.wants(item.decoded.envelope.type):
+                try:
+                    out[i] = await self.actor.prepare(item.decoded)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise HandlerFailed(exc) from exc
+        return out
+
+    async def _process_one(self, item: _Item) -> None:
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                prepared = await self._prepare([item])
+                await self._until_available(lambda p=prepared: self._transact([item], p), "process an event")
+                return
+            except HandlerFailed as exc:
+                cause = exc.cause
+                final = isinstance(cause, Rejected) or attempt > self.options.retries
+                if not final:
+                    delay = min(self.options.backoff_seconds * 2 ** (attempt - 1), self.options.max_backoff_seconds)
+                    log.warning("%s: handler failed on %s (attempt %d): %s", self.name, item.event_id, attempt, exc)
+                    await asyncio.sleep(delay)
+                    continue
+                failed = replace(
+                    item,
+                    failure=f"{type(cause).__name__}: {cause}",
+                    failure_type="rejected" if isinstance(cause, Rejected) else "handler_failed",
+                    attempts=attempt,
+                )
+                await self._until_available(lambda f=failed: self._transact([f], {}), "dead-letter an event")
+                return
+
+    async def _transact(self, items: Sequence[_Item], prepared: Mapping[int, Any]) -> None:
+        relevant = [(i, it) for i, it in enumerate(items) if self._relevant(it)]
+        last = items[-1].record
+        async with self.pool.acquire() as conn, conn.transaction():
+            new: set[uuid.UUID] = set()
+            if relevant:
+                rows = await conn.fetch(
+                    """INSERT INTO processed_events (actor, event_id, topic, "partition", "offset")
+                       SELECT $1, e, $2, $3, o FROM unnest($4::uuid[], $5::bigint[]) AS t(e, o)
+                       ON CONFLICT DO NOTHING RETURNING event_id""",
+                    self.name,
+                    last.topic,
+                    last.partition,
+                    [it.event_id for _, it in relevant],
+                    [it.record.offset for _, it in relevant],
+                )
+                new = {r["event_id"] for r in rows}
+            work: list[tuple[DecodedEvent, HandlerContext]] = []
+            outputs: list[list[Emitted]] = []
+            rejected: list[_Item] = []
+            for i, item in relevant:
+                if item.event_id not in new:
+                    continue  # a duplicate delivery: processed before
+                new.discard(item.event_id)  # a second copy in the same batch is a duplicate too
+                if item.dead:
+                    if item.record.topic == DEADLETTER:
+                        rejected.append(item)
+                    else:
+                        outputs.append([self._dead_letter(item)])
+                    continue
+                assert item.decoded is not None
+                ctx = HandlerContext(
+                    conn, item.decoded.envelope, self.name, self.actor.producer, self.actor.catalog, prepared.get(i)
+                )
+                work.append((item.decoded, ctx))
+                outputs.append(ctx.emitted)
+            if work:
+                try:
+                    await self.actor.handle_batch(work)
+                except Exception as exc:
+                    if is_transient(exc):
+                        raise
+                    raise HandlerFailed(exc) from exc
+            emitted = [e for group in outputs for e in group]
+            if emitted:
+                await _insert_outbox(conn, self.name, emitted)
+            for item in rejected:
+                await conn.execute(
+                    """INSERT INTO rejected_records (actor, topic, "partition", "offset", reason, value)
+                       VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING""",
+                    self.name,
+                    item.record.topic,
+                    item.record.partition,
+                    item.record.offset,
+                    str(item.error or item.failure),
+                    item.record.value,
+                )
+            await conn.execute(
+                """INSERT INTO consumer_offsets (actor, topic, "partition", next_offset) VALUES ($1, $2, $3, $4)
+                   ON CONFLICT (actor, topic, "partition")
+                   DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset)""",
+                self.name,
+                last.topic,
+                last.partition,
+                last.offset + 1,
+            )
+        self.processed += len(work)
+        self.dead_lettered += sum(1 for _, it in relevant if it.dead)
+
+    def _dead_letter(self, item: _Item) -> Emitted:
+        rec = item.record
+        envelope: Envelope | None = item.decoded.envelope if item.decoded else None
+        if envelope is None:
+            try:
+                envelope = decode_envelope(rec.value)
+            except InvalidEvent:
+                envelope = None
+        if item.error is not None:
+            error_type = "unknown_type" if isinstance(item.error, UnknownEventType) else "invalid_event"
+            reason = str(item.error)
+        else:
+            error_type, reason = item.failure_type or "handler_failed", item.failure or ""
+        event = DeadLettered(
+            actor=self.name,
+            reason=reason,
+            error_type=error_type,
+            attempts=item.attempts,
+            original_topic=rec.topic,
+            original_partition=rec.partition,
+            original_offset=rec.offset,
+            original_key=rec.key.decode(errors="replace") if rec.key is not None else None,
+            original_event_id=str(envelope.event_id) if envelope else None,
+            original_type=envelope.type if envelope else None,
+            original_value_base64=base64.b64encode(rec.value).decode(),
+        )
+        dl_id = derived_event_id(item.event_id, f"{self.name}/deadletter", 0)
+        envelope_out = self.actor.catalog.envelope(
+            event,
+            producer=self.actor.producer,
+            correlation_id=envelope.correlation_id if envelope else item.event_id,
+            causation_id=envelope.event_id if envelope else None,
+            event_id=dl_id,
+        )
+        log.warning("%s: dead-lettered %s[%d]@%d: %s", self.name, rec.topic, rec.partition, rec.offset, reason)
+        return Emitted(envelope_out, DEADLETTER)
+
+
+async def _insert_outbox(conn: asyncpg.Connection, actor: str, emitted: Sequence[Emitted]) -> None:
+    encoded = [encode(e.envelope) for e in emitted]
+    await conn.execute(
+        """INSERT INTO outbox (actor, event_id, topic, key, value, headers)
+           SELECT $1, e, t, k, v, h::jsonb
+           FROM unnest($2::uuid[], $3::text[], $4::bytea[], $5::bytea[], $6::text[])
+                WITH ORDINALITY AS x(e, t, k, v, h, n)
+           ORDER BY n
+           ON CONFLICT (event_id) DO NOTHING""",
+        actor,
+        [e.envelope.event_id for e in emitted],
+        [e.topic for e in emitted],
+        [enc.key for enc in encoded],
+        [enc.value for enc in encoded],
+        [json.dumps([[k, v.decode()] for k, v in enc.headers]) for enc in encoded],
+    )

@@ -1,0 +1,21 @@
+"""Which failures are the infrastructure's (retry until it comes back) and which are the event's."""
+
+from __future__ import annotations
+
+import asyncpg
+
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40")  # connection, resources, shutdown, rollback (deadlock)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when `exc` says the database or network is unavailable, not that the event is bad.
+
+    Such failures never send an event to dead-letter: the actor pauses and retries until the
+    infrastructure is back.
+    """
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError, asyncpg.InterfaceError)):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = getattr(exc, "sqlstate", None) or ""
+        return state.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
+    return False

@@ -1,0 +1,65 @@
+"""Settings of a risklab process, read from `RISKLAB_*` environment variables.
+
+One model for every process (CLI, actor groups, engine worker, projector, API) so that a
+deployment configures them all the same way; the compose file's variables are checked against
+the fields here by a test.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything a risklab process can be told from its environment."""
+
+    model_config = SettingsConfigDict(env_prefix="RISKLAB_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".risklab"),
+        description="Folder for local state: the local stack's data, embedded PostgreSQL, artifacts.",
+    )
+    transport: Literal["memory", "kafka"] = Field(
+        default="kafka", description="Event transport for distributed processes."
+    )
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers, host:port[,host:port]. Unset: the local stack."
+    )
+    database_url: SecretStr | None = Field(
+        default=None, description="PostgreSQL URL (postgresql://user:pw@host:port/db). Unset: the local stack."
+    )
+    kafka_port: int = Field(default=59092, description="Port of the local stack's Kafka broker.")
+    kafka_controller_port: int = Field(default=59093, description="KRaft controller port of the local stack.")
+    postgres_port: int = Field(default=55432, description="Port of the local stack's PostgreSQL.")
+    partitions: int = Field(default=6, ge=1, description="Partitions of each domain topic created from code.")
+    max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Largest event accepted on a topic, in bytes."
+    )
+    artifacts_dir: Path | None = Field(
+        default=None, description="Local artifact folder. Unset: <home>/artifacts."
+    )
+    artifacts_s3_bucket: str | None = Field(
+        default=None, description="S3 bucket for artifacts; when set, artifacts go to S3 through boto3."
+    )
+    handler_retries: int = Field(default=5, ge=0, description="Retries of a failing handler before dead-letter.")
+    retry_backoff_seconds: float = Field(default=0.2, gt=0, description="First retry delay, doubled each time.")
+    api_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
+    api_port: int = Field(default=8600, description="Port of the HTTP API.")
+    api_tokens: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="Bearer tokens by role, JSON: {\"reader\": \"...\", \"publisher\": \"...\", \"admin\": \"...\"}.",
+    )
+    log_level: str = Field(default="INFO", description="Logging level of the process.")
+
+    @property
+    def artifacts_path(self) -> Path:
+        return self.artifacts_dir or self.home / "artifacts"
+
+
+def load_settings() -> Settings:
+    """The settings of this process, from its environment."""
+    return Settings()
