@@ -175,11 +175,18 @@ class ExternalServers(Servers):
 
 
 class LocalStackServers(Servers):
-    """The local stack (risklab.stack) under <repo>/.risklab-test/."""
+    """The local stack (risklab.stack) under <repo>/.risklab-test/.
+
+    Components this session starts are stopped at its end. Components found running are reused
+    and left running, unless the test session that started them is gone (it crashed or was
+    killed): those are adopted and stopped at the end, so they don't linger.
+    """
 
     kind = "local stack"
 
     def __init__(self, home: Path) -> None:
+        import psutil
+
         from risklab.settings import Settings
         from risklab.stack import LocalStack
 
@@ -190,14 +197,23 @@ class LocalStackServers(Servers):
             postgres_port=TEST_POSTGRES_PORT,
         )
         self.stack = LocalStack(settings)
+        self._owner_file = Path(home) / ".test-session.pid"
         status = self.stack.status()
-        self._kafka_was_running = status.kafka.running
-        self._postgres_was_running = status.postgres.running
+        owner = None
+        try:
+            owner = int(self._owner_file.read_text().strip())
+        except (OSError, ValueError):
+            pass
+        orphaned = owner is not None and owner != os.getpid() and not psutil.pid_exists(owner)
+        self._kafka_was_running = status.kafka.running and not orphaned
+        self._postgres_was_running = status.postgres.running and not orphaned
         try:
             self.stack.up()
         except Exception:
             self.close()
             raise
+        if not (self._kafka_was_running and self._postgres_was_running):
+            self._owner_file.write_text(f"{os.getpid()}\n")
         super().__init__(self.stack.kafka_bootstrap, self.stack.database_url)
 
     @property
@@ -243,6 +259,11 @@ class LocalStackServers(Servers):
                 errors.append(exc)
         if errors:
             raise RuntimeError(f"stopping the test stack failed: {errors}")
+        try:
+            if int(self._owner_file.read_text().strip()) == os.getpid():
+                self._owner_file.unlink()
+        except (OSError, ValueError):
+            pass
 
 
 class DockerServers(Servers):

@@ -125,26 +125,29 @@ class _Differ:
             if any(self.fits(variant, candidate) for candidate in new_variants):
                 continue
             out.extend(self._explain_misfit(variant, new_variants, where))
-        # keywords beside the union apply to every variant
-        if _variants(old) is not None and _variants(new) is not None:
+        # keywords beside a new union apply to every variant
+        if _variants(new) is not None:
             out.extend(self._compare_single(_without_union(old), _without_union(new), where))
         return out
 
     def _explain_misfit(self, variant: Schema, candidates: list[Any], where: str) -> list[str]:
         """Why no new variant accepts an old one: the differences to the closest candidate."""
         variant_types = _types(variant)
-        best: list[str] | None = None
+        near: list[Schema] = []
         for candidate in candidates:
             resolved, _ = _resolve(_as_schema(candidate), self.new_root)
             candidate_types = _types(resolved)
-            if variant_types is not None and candidate_types is not None:
-                if not any(_type_fits(t, candidate_types) for t in variant_types):
-                    continue
-            diffs = self.compare(variant, candidate, where)
-            if best is None or len(diffs) < len(best):
-                best = diffs
-        if best:
-            return best
+            if variant_types is None or candidate_types is None:
+                near.append(candidate)
+            elif any(_type_fits(t, candidate_types) for t in variant_types):
+                near.append(candidate)
+        if len(near) > 1:  # a union of models: explain against the model of the same name, if any
+            title = variant.get("title")
+            near = [c for c in near if _resolve(_as_schema(c), self.new_root)[0].get("title") == title]
+        if len(near) == 1:
+            diffs = self.compare(variant, near[0], where)
+            if diffs:
+                return diffs
         return [f"{_at(where)}: no longer accepts {_describe(variant)}"]
 
     # -- one schema against another --------------------------------------------------------
@@ -251,8 +254,13 @@ def _compare_numbers(old: Schema, new: Schema, where: str) -> list[str]:
     if new_low is not None and (
         old_low is None or new_low[0] > old_low[0] or (new_low[0] == old_low[0] and new_low[1] and not old_low[1])
     ):
-        out.append(f"{_at(where)}: lower bound tightened from {_show_bound(old_low, '>')} to {_show_bound(new_low, '>')}")
-    old_high, new_high = _bound(old, "maximum", "exclusiveMaximum", min), _bound(new, "maximum", "exclusiveMaximum", min)
+        out.append(
+            f"{_at(where)}: lower bound tightened from {_show_bound(old_low, '>')} to {_show_bound(new_low, '>')}"
+        )
+    old_high, new_high = (
+        _bound(old, "maximum", "exclusiveMaximum", min),
+        _bound(new, "maximum", "exclusiveMaximum", min),
+    )
     if new_high is not None and (
         old_high is None
         or new_high[0] < old_high[0]

@@ -39,9 +39,7 @@ class Settings(BaseSettings):
     max_message_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest event accepted on a topic, in bytes."
     )
-    artifacts_dir: Path | None = Field(
-        default=None, description="Local artifact folder. Unset: <home>/artifacts."
-    )
+    artifacts_dir: Path | None = Field(default=None, description="Local artifact folder. Unset: <home>/artifacts.")
     artifacts_s3_bucket: str | None = Field(
         default=None, description="S3 bucket for artifacts; when set, artifacts go to S3 through boto3."
     )
@@ -51,7 +49,7 @@ class Settings(BaseSettings):
     api_port: int = Field(default=8600, description="Port of the HTTP API.")
     api_tokens: dict[str, SecretStr] = Field(
         default_factory=dict,
-        description="Bearer tokens by role, JSON: {\"reader\": \"...\", \"publisher\": \"...\", \"admin\": \"...\"}.",
+        description='Bearer tokens by role, JSON: {"reader": "...", "publisher": "...", "admin": "..."}.',
     )
     log_level: str = Field(default="INFO", description="Logging level of the process.")
 

@@ -305,6 +305,11 @@ class KafkaBroker:
         self.dir.mkdir(parents=True, exist_ok=True)
         with file_lock(self.dir / ".lock"):
             if self.is_running():
+                if self.config.is_file() and self.config.read_text() != self.server_properties():
+                    raise StackError(
+                        f"a Kafka broker from {self.dir} is running with other settings (ports?) than asked "
+                        f"for ({self.bootstrap}); stop it first (`risklab stack down`)"
+                    )
                 self.wait_ready(timeout)
                 return False
             ensure_port_free(self.port, "Kafka broker")

@@ -106,6 +106,12 @@ class LocalPostgres:
     def is_running(self) -> bool:
         return self.pid() is not None
 
+    def _running_port(self) -> int | None:
+        try:
+            return int((self.pgdata / "postmaster.pid").read_text().splitlines()[3])
+        except (OSError, ValueError, IndexError):
+            return None
+
     def status(self) -> ComponentStatus:
         pid = self.pid()
         return ComponentStatus(name="postgres", running=pid is not None, pid=pid, address=self.address)
@@ -248,6 +254,12 @@ class LocalPostgres:
         self.dir.mkdir(parents=True, exist_ok=True)
         with file_lock(self.dir / ".lock"):
             if self.is_running():
+                running_port = self._running_port()
+                if running_port is not None and running_port != self.port:
+                    raise StackError(
+                        f"the PostgreSQL of {self.pgdata} is running on port {running_port}, not {self.port}; "
+                        "stop it first (`risklab stack down`)"
+                    )
                 self._wait_accepting(timeout)
                 self._ensure_database()
                 return False

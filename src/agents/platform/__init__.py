@@ -1,0 +1,1 @@
+"""Platform agents: those that serve every desk."""

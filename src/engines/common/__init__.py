@@ -1,0 +1,1 @@
+"""Engine code shared by the desks: closed forms and Monte Carlo kernels."""

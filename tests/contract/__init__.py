@@ -1,0 +1,1 @@
+"""Contract tests: the same behaviour asked of every transport."""
