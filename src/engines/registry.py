@@ -160,7 +160,9 @@ def check_fields(inputs: Mapping[str, Any], required: Collection[str], optional:
     """Refuse missing required fields and unknown ones (a misspelt field must not be ignored)."""
     missing = [f for f in required if f not in inputs]
     if missing:
-        raise InvalidInputs(missing[0], "is required" + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else ""))
+        raise InvalidInputs(
+            missing[0], "is required" + (f" (also missing: {', '.join(missing[1:])})" if missing[1:] else "")
+        )
     allowed = set(required) | set(optional)
     unknown = sorted(str(f) for f in inputs if f not in allowed)
     if unknown:

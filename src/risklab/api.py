@@ -73,7 +73,7 @@ def role_of(settings: Settings, token: str) -> str | None:
     return found
 
 
-def require(role: Role):  # noqa: ANN201 - a FastAPI dependency factory
+def require(role: Role):
     """A dependency refusing requests without a token of `role` or above (401 / 403)."""
 
     def check(request: Request, creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
@@ -181,11 +181,13 @@ def create_app(settings: Settings, transport: Transport | None = None, pool: asy
             try:
                 data = json.loads(body)
             except json.JSONDecodeError as exc:
-                raise ApiError(400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body") from None
+                raise ApiError(
+                    400, f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}", "body"
+                ) from None
             try:
                 lines = PublishRequest.model_validate(data).events
             except Exception as exc:
-                raise ApiError(422, f"expected {{\"events\": [...]}}: {exc}".splitlines()[0], "events") from None
+                raise ApiError(422, f'expected {{"events": [...]}}: {exc}'.splitlines()[0], "events") from None
         try:
             envelopes = parse_submissions(
                 topic, lines, producer=API_PRODUCER, max_message_bytes=settings.max_message_bytes

@@ -42,9 +42,7 @@ async def check_health(settings: Settings, group: str | None = None) -> list[str
             await conn.fetchval("SELECT 1")
             if group is not None:
                 for actor in actors_of(group, settings):
-                    known = await conn.fetchval(
-                        "SELECT count(*) FROM schema_migrations WHERE component = 'runtime'"
-                    )
+                    known = await conn.fetchval("SELECT count(*) FROM schema_migrations WHERE component = 'runtime'")
                     if not known:
                         problems.append(f"{actor.consumer_name}: runtime tables not created yet")
                         break

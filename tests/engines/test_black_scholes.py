@@ -25,7 +25,8 @@ def test_hull_textbook_example_non_dividend_stock() -> None:
 
 
 def test_hull_textbook_example_index_with_dividend_yield() -> None:
-    # Hull, the stock-index options chapter's worked example: index 930, strike 900, r = 8%, q = 3%, σ = 20%, two months: c = 51.83.
+    # Hull, the stock-index options chapter's worked example: index 930, strike 900,
+    # r = 8%, q = 3%, σ = 20%, two months: c = 51.83.
     call = black_scholes_price(930.0, 900.0, 0.08, 0.03, 0.20, 2 / 12, "call")
     assert call == pytest.approx(51.83, abs=0.005)
 
@@ -54,7 +55,8 @@ def test_delta_matches_central_difference_and_parity() -> None:
     for spot in (70.0, 100.0, 130.0):
         for option in ("call", "put"):
             fd = (
-                black_scholes_price(spot + h, **args, option=option) - black_scholes_price(spot - h, **args, option=option)
+                black_scholes_price(spot + h, **args, option=option)
+                - black_scholes_price(spot - h, **args, option=option)
             ) / (2 * h)
             assert black_scholes_delta(spot, **args, option=option) == pytest.approx(fd, abs=1e-7)
         # delta_call - delta_put = e^{-qT}

@@ -63,7 +63,7 @@ def test_register_run_and_combine_a_kind() -> None:
     assert registry.combine("test.sum", [{"total": 3}, {"total": 4}]) == {"total": 7}
     with pytest.raises(ValueError, match="no chunk results"):
         registry.combine("test.sum", [])
-    with pytest.raises(InvalidInputs, match="^values: is required"):
+    with pytest.raises(InvalidInputs, match=r"^values: is required"):
         registry.run("test.sum", {}, None)
 
 

@@ -69,6 +69,9 @@ class Actor:
     accepts: frozenset[str] | None = None
     migrations: Sequence[Migration] = ()
     catalog: EventCatalog = CATALOG
+    max_batch: int | None = None
+    """Most records handled in one transaction; e.g. 1 for long computations whose answers should
+    leave as soon as each is ready. None: the runtime's default."""
 
     @property
     def producer(self) -> str:

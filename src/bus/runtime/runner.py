@@ -108,6 +108,7 @@ class ActorRunner:
         self.processed = 0
         self.dead_lettered = 0
         self.idle = asyncio.Event()
+        self._max_records = min(self.options.max_records, actor.max_batch or self.options.max_records)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished before returning."""
@@ -116,7 +117,7 @@ class ActorRunner:
         sub = await self.transport.subscribe(self.name, self.actor.topics, on_assign=self._start_offsets)
         try:
             while not stop.is_set():
-                batches = await sub.poll(self.options.poll_timeout_seconds, self.options.max_records)
+                batches = await sub.poll(self.options.poll_timeout_seconds, self._max_records)
                 if not batches:
                     self.idle.set()
                     continue
@@ -181,7 +182,7 @@ class ActorRunner:
     async def _process_partition(self, records: Sequence[Record]) -> None:
         items = [self._item(r) for r in records]
         try:
-            prepared = await self._prepare(items)
+            prepared = await self._until_available(lambda: self._prepare(items), "prepare a batch")
             await self._until_available(lambda: self._transact(items, prepared), "process a batch")
         except HandlerFailed as exc:
             if len(items) > 1:
@@ -206,7 +207,7 @@ class ActorRunner:
         while True:
             attempt += 1
             try:
-                prepared = await self._prepare([item])
+                prepared = await self._until_available(lambda: self._prepare([item]), "prepare an event")
                 await self._until_available(lambda p=prepared: self._transact([item], p), "process an event")
                 return
             except HandlerFailed as exc:

@@ -37,8 +37,10 @@ def simulator_enabled() -> bool:
     return bool(getattr(config, "ENABLE_CUDASIM", False))
 
 
+@functools.cache
 def gpu_available() -> bool:
-    """Whether a real GPU can run the kernel: the simulator does not count (it is for tests only)."""
+    """Whether a real GPU can run the kernel: the simulator does not count (it is for tests only).
+    Asked once per process (the answer does not change while it runs)."""
     if simulator_enabled() or cuda is None:
         return False
     try:
