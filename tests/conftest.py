@@ -12,7 +12,7 @@ from __future__ import annotations
 #   a) RISKLAB_KAFKA_BOOTSTRAP and RISKLAB_DATABASE_URL both set: those (not controllable);
 #   b) a working Docker engine (`docker info` succeeds): testcontainers Kafka + PostgreSQL;
 #   c) otherwise the local stack (risklab.stack) under <repo>/.risklab-test/ on ports
-#      59192/59193/55532, stopped at session end when this session started it.
+#      29192/29193/25532 (below the ephemeral port range), stopped at session end when this session started it.
 # RISKLAB_TEST_SERVERS=external|docker|local forces one way. The servers are brought up the
 # first time a test asks for them. With CI set, failing to get servers is an error; elsewhere
 # the tests that need them are skipped with the reason.
@@ -36,9 +36,9 @@ import pytest
 _T = TypeVar("_T")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 TEST_STACK_HOME = REPO_ROOT / ".risklab-test"
-TEST_KAFKA_PORT = 59192
-TEST_KAFKA_CONTROLLER_PORT = 59193
-TEST_POSTGRES_PORT = 55532
+TEST_KAFKA_PORT = 29192
+TEST_KAFKA_CONTROLLER_PORT = 29193
+TEST_POSTGRES_PORT = 25532
 DOCKER_KAFKA_IMAGE = "apache/kafka:4.1.1"
 DOCKER_POSTGRES_IMAGE = "postgres:18"
 

@@ -46,3 +46,11 @@ class CommitFailed(BusError):
 
 class TransportClosed(BusError):
     """The transport or subscription was used after it was closed."""
+
+
+class DeliveryFailed(BusError):
+    """The broker refused a record, or the producer failed, for a reason other than its size."""
+
+
+class DeliveryTimeout(DeliveryFailed, TimeoutError):
+    """The broker did not acknowledge in time (it is probably down); the record may still land."""

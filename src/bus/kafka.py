@@ -38,7 +38,15 @@ from aiokafka.structs import TopicPartition as KafkaTopicPartition
 
 from bus.codec import Headers, encode
 from bus.envelope import Envelope
-from bus.errors import BusError, CommitFailed, MessageTooLarge, TransportClosed, UnknownTopic
+from bus.errors import (
+    BusError,
+    CommitFailed,
+    DeliveryFailed,
+    DeliveryTimeout,
+    MessageTooLarge,
+    TransportClosed,
+    UnknownTopic,
+)
 from bus.partitioning import check_size
 from bus.topics import TopicSpec
 from bus.transport import AssignCallback, Record, RecordMetadata, RevokeCallback, TopicPartition
@@ -49,14 +57,6 @@ DEFAULT_MAX_REQUEST_SIZE = 1_048_576
 DEFAULT_BATCH_SIZE = 16_384
 _UNKNOWN_TOPIC = kerr.UnknownTopicOrPartitionError.errno
 _TOO_LARGE = (kerr.MessageSizeTooLargeError, kerr.RecordListTooLargeError, kerr.RecordTooLargeError)
-
-
-class DeliveryFailed(BusError):
-    """The broker refused a record, or the producer failed, for a reason other than its size."""
-
-
-class DeliveryTimeout(DeliveryFailed, TimeoutError):
-    """The broker did not acknowledge in time (it is probably down); the record may still land."""
 
 
 @dataclass(frozen=True)
@@ -257,19 +257,35 @@ class KafkaTransport:
             self._topics.pop(spec.name, None)
         if not specs:
             return
-        existing = await self._metadata([s.name for s in specs], self._deadline())
+        deadline = self._deadline()
+        existing = await self._metadata([s.name for s in specs], deadline)
         missing = [s for s in specs if existing.get(s.name) is None]
-        if missing:
+        while missing:
             rf = self._replication_factor or min(3, max(1, len(admin._client.cluster.brokers())))
             new = [NewTopic(s.name, s.partitions, rf, topic_configs=s.kafka_config()) for s in missing]
-            response = await admin.create_topics(new, timeout_ms=self._request_timeout_ms)
-            for err in response.to_object()["topic_errors"]:
+            try:
+                response = await admin.create_topics(new, timeout_ms=self._request_timeout_ms)
+                errors = response.to_object()["topic_errors"]
+            except (kerr.KafkaError, TimeoutError) as exc:  # broker unreachable or restarting
+                errors = [{"topic": s.name, "error_code": -1, "error_message": repr(exc)} for s in missing]
+            retry = []
+            for err in errors:
                 code = err["error_code"]
                 if code in (0, kerr.TopicAlreadyExistsError.errno):
                     continue
                 reason = f"{kerr.for_code(code).__name__} {err['error_message'] or ''}".strip()
-                raise BusError(f"creating topic {err['topic']!r} failed: {reason}")
-            log.info("created topics %s", [s.name for s in missing])
+                transient = code == -1 or code == kerr.InvalidReplicationFactorError.errno  # e.g. broker fenced
+                transient = transient or getattr(kerr.for_code(code), "retriable", False)
+                if not transient or self._remaining(deadline) <= 0:
+                    raise BusError(f"creating topic {err['topic']!r} failed: {reason}")
+                log.warning("creating topic %r: %s; retrying", err["topic"], reason)
+                retry.append(err["topic"])
+            created = [s.name for s in missing if s.name not in retry]
+            if created:
+                log.info("created topics %s", created)
+            missing = [s for s in missing if s.name in retry]
+            if missing:
+                await asyncio.sleep(0.5)
         await self._wait_topics_ready([s.name for s in specs])
 
     async def delete_topics(self, names: Sequence[str]) -> None:
@@ -382,18 +398,25 @@ class KafkaTransport:
         encoded = [encode(e) for e in envelopes]
         return await self._publish(topic, [(e.key, e.value, e.headers) for e in encoded])
 
+    async def publish_records(self, records: Sequence[tuple[str, bytes | None, bytes, Headers]]) -> None:
+        await self._publish_to(list(records))
+
     async def _publish(
         self, topic: str, records: Sequence[tuple[bytes | None, bytes, Headers]]
     ) -> list[RecordMetadata]:
+        return await self._publish_to([(topic, key, value, headers) for key, value, headers in records])
+
+    async def _publish_to(self, records: list[tuple[str, bytes | None, bytes, Headers]]) -> list[RecordMetadata]:
         deadline = self._deadline()
         producer = await self._live_producer()
-        info = await self._topic(topic, deadline)
-        for key, value, headers in records:  # all or nothing: every size is checked before any send
-            self._check(topic, info, key, value, headers)
+        infos = {topic: await self._topic(topic, deadline) for topic in dict.fromkeys(r[0] for r in records)}
+        for topic, key, value, headers in records:  # all or nothing: every size is checked before any send
+            self._check(topic, infos[topic], key, value, headers)
         if not records:
             return []
         futures = [
-            await self._enqueue(producer, topic, key, value, headers, deadline) for key, value, headers in records
+            await self._enqueue(producer, topic, key, value, tuple(headers), deadline)
+            for topic, key, value, headers in records
         ]
         remaining = max(self._remaining(deadline), 0.001)
         done, pending = await asyncio.wait(futures, timeout=remaining)
@@ -404,13 +427,17 @@ class KafkaTransport:
                 for other in futures:
                     if other in done:
                         _consume_result(other)
-                raise self._delivery_error(topic, records[futures.index(fut)], fut.exception())
+                topic, *record = records[futures.index(fut)]
+                raise self._delivery_error(topic, tuple(record), fut.exception())
         if pending:
             raise DeliveryTimeout(
-                f"{len(pending)} of {len(futures)} records to {topic!r} not acknowledged by {self.bootstrap} "
+                f"{len(pending)} of {len(futures)} records to {sorted(infos)} not acknowledged by {self.bootstrap} "
                 f"within {self.delivery_timeout:.0f} s"
             )
-        return [RecordMetadata(topic, m.partition, m.offset) for m in (f.result() for f in futures)]
+        return [
+            RecordMetadata(r[0], m.partition, m.offset)
+            for r, m in zip(records, (f.result() for f in futures), strict=True)
+        ]
 
     async def _enqueue(
         self,

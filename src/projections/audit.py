@@ -46,7 +46,7 @@ from bus.codec import DecodedEvent
 from bus.envelope import Envelope
 from bus.runtime.actor import HandlerContext, Rejected
 from bus.topics import ALL_TOPICS
-from projections.generations import DigestSpec, Projection, quote_identifier, resolve_schema
+from projections.generations import DigestSpec, Projection, render_sql, resolve_schema
 
 GENESIS_HASH = bytes(32)
 """`prev_hash` of the first row of every chain."""
@@ -106,22 +106,22 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+_string = json.encoder.encode_basestring  # a JSON string literal, non-ASCII kept (C-accelerated)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, numbers as jsonb keeps them: the same text before the payload is
     stored and after it is read back from jsonb, so `verify` can recompute every hash.
 
     Raises `ValueError` for what jsonb cannot store (NaN, infinities, NUL characters).
     """
-    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    text = _CANONICAL.encode(value)
     if "e+" in text or "-0.0" in text:  # a cheap test; the walk only runs when it may matter
-        text = json.dumps(_normalise(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        text = _CANONICAL.encode(_normalise(value))
     if "\\u0000" in text and _has_nul(value):
         raise ValueError("a string contains a NUL character, which PostgreSQL cannot store")
     return text
-
-
-def _utc(ts: datetime) -> str:
-    return ts.astimezone(UTC).isoformat()
 
 
 def row_content(
@@ -141,26 +141,14 @@ def row_content(
     payload_json: str,
 ) -> bytes:
     """The canonical JSON of a row's content columns (everything but prev_hash, row_hash and
-    recorded_at), as UTF-8: a JSON array of the columns in this order, the payload last."""
-    head = json.dumps(
-        [
-            str(event_id),
-            type,
-            version,
-            key,
-            str(correlation_id),
-            None if causation_id is None else str(causation_id),
-            producer,
-            _utc(occurred_at),
-            topic,
-            partition,
-            offset,
-            seq,
-        ],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
-    return f"{head[:-1]},{payload_json}]".encode()
+    recorded_at), as UTF-8: a JSON array of the columns in this order, the payload last, no spaces.
+    Times are UTC ISO 8601 (`+00:00`); ids are lower-case hyphenated UUIDs."""
+    causation = "null" if causation_id is None else f'"{causation_id}"'
+    return (
+        f'["{event_id}",{_string(type)},{int(version)},{_string(key)},"{correlation_id}",{causation},'
+        f"{_string(producer)},{_string(occurred_at.astimezone(UTC).isoformat())},{_string(topic)},"
+        f"{int(partition)},{int(offset)},{int(seq)},{payload_json}]"
+    ).encode()
 
 
 def chain_hash(prev_hash: bytes, content: bytes) -> bytes:
@@ -169,6 +157,31 @@ def chain_hash(prev_hash: bytes, content: bytes) -> bytes:
 
 
 # -- the projection ----------------------------------------------------------------------------
+
+_POSITIONS = """
+    SELECT p.topic, p."partition", array_agg(p."offset" ORDER BY u.n) AS offsets
+    FROM unnest($2::uuid[]) WITH ORDINALITY AS u(e, n)
+    JOIN processed_events p ON p.actor = $1 AND p.event_id = u.e
+    GROUP BY p.topic, p."partition"
+"""
+_NEW_HEADS = """
+    INSERT INTO __schema__.audit_chain_heads (correlation_id, seq, row_hash)
+    SELECT c, 0, $2::bytea FROM unnest($1::uuid[]) AS u(c) ORDER BY c
+    ON CONFLICT (correlation_id) DO NOTHING"""
+_LOCK_HEADS = """
+    SELECT correlation_id, seq, row_hash FROM __schema__.audit_chain_heads
+    WHERE correlation_id = ANY($1::uuid[]) ORDER BY correlation_id FOR UPDATE"""
+_INSERT = """
+    INSERT INTO __schema__.audit_events (event_id, type, version, key, correlation_id, causation_id, producer,
+                                         occurred_at, payload, topic, "partition", "offset", seq, prev_hash, row_hash)
+    SELECT u.e, u.t, u.v, u.k, u.c, u.ca, u.pr, u.o, u.pl::jsonb, $14, $15, u.off, u.s, u.ph, u.rh
+    FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
+                $8::timestamptz[], $9::text[], $10::bigint[], $11::bigint[], $12::bytea[], $13::bytea[])
+         AS u(e, t, v, k, c, ca, pr, o, pl, off, s, ph, rh)"""
+_MOVE_HEADS = """
+    UPDATE __schema__.audit_chain_heads AS h SET seq = u.s, row_hash = u.rh
+    FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS u(c, s, rh)
+    WHERE h.correlation_id = u.c"""
 
 
 class AuditTrailProjection(Projection):
@@ -213,24 +226,10 @@ class AuditTrailProjection(Projection):
 
     def __init__(self, *, generation: int = 1) -> None:
         super().__init__(generation=generation)
-        events, heads = self.table("audit_events"), self.table("audit_chain_heads")
-        self._lock_heads_sql = f"""
-            INSERT INTO {heads} AS h (correlation_id, seq, row_hash)
-            SELECT c, 0, $2::bytea FROM unnest($1::uuid[]) AS u(c) ORDER BY c
-            ON CONFLICT (correlation_id) DO UPDATE SET seq = h.seq
-            RETURNING correlation_id, seq, row_hash"""
-        self._insert_sql = f"""
-            INSERT INTO {events} (event_id, type, version, key, correlation_id, causation_id, producer,
-                                  occurred_at, payload, topic, "partition", "offset", seq, prev_hash, row_hash)
-            SELECT u.e, u.t, u.v, u.k, u.c, u.ca, u.pr, u.o, u.pl::jsonb, u.tp, u.pa, u.off, u.s, u.ph, u.rh
-            FROM unnest($1::uuid[], $2::text[], $3::integer[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
-                        $8::timestamptz[], $9::text[], $10::text[], $11::integer[], $12::bigint[], $13::bigint[],
-                        $14::bytea[], $15::bytea[])
-                 AS u(e, t, v, k, c, ca, pr, o, pl, tp, pa, off, s, ph, rh)"""
-        self._move_heads_sql = f"""
-            UPDATE {heads} AS h SET seq = u.s, row_hash = u.rh
-            FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS u(c, s, rh)
-            WHERE h.correlation_id = u.c"""
+        self._new_heads_sql = render_sql(_NEW_HEADS, self.schema)
+        self._lock_heads_sql = render_sql(_LOCK_HEADS, self.schema)
+        self._insert_sql = render_sql(_INSERT, self.schema)
+        self._move_heads_sql = render_sql(_MOVE_HEADS, self.schema)
 
     async def handle_batch(self, items: Sequence[tuple[DecodedEvent, HandlerContext]]) -> None:
         """Append the batch's envelopes to their correlations' chains (one partition, in order)."""
@@ -248,27 +247,22 @@ class AuditTrailProjection(Projection):
 
         # Where each event sits on the log. The runtime has just recorded it in processed_events in
         # this transaction; handlers are not told the record itself (see the report: a bus change).
-        positions = await conn.fetch(
-            """SELECT event_id, topic, "partition", "offset" FROM processed_events
-               WHERE actor = $1 AND event_id = ANY($2::uuid[])""",
-            ctx0.actor,
-            [env.event_id for env in envelopes],
-        )
-        where = {r["event_id"]: (r["topic"], r["partition"], r["offset"]) for r in positions}
-        if len(where) != len(envelopes):
-            raise RuntimeError("processed_events does not hold every event of the batch")
+        positions = await conn.fetch(_POSITIONS, ctx0.actor, [env.event_id for env in envelopes])
+        if len(positions) != 1 or len(positions[0]["offsets"]) != len(envelopes):
+            raise RuntimeError("a batch must hold events of one partition, each recorded in processed_events")
+        topic, partition, offsets = positions[0]["topic"], positions[0]["partition"], positions[0]["offsets"]
 
         correlations = sorted({env.correlation_id for env in envelopes})
+        await conn.execute(self._new_heads_sql, correlations, GENESIS_HASH)
         heads = {
             r["correlation_id"]: (r["seq"], bytes(r["row_hash"]))
-            for r in await conn.fetch(self._lock_heads_sql, correlations, GENESIS_HASH)
+            for r in await conn.fetch(self._lock_heads_sql, correlations)
         }
 
         seqs: list[int] = []
         prevs: list[bytes] = []
         hashes: list[bytes] = []
-        located = [where[env.event_id] for env in envelopes]
-        for env, payload_json, (topic, partition, offset) in zip(envelopes, payloads, located, strict=True):
+        for env, payload_json, offset in zip(envelopes, payloads, offsets, strict=True):
             seq, prev = heads[env.correlation_id]
             seq += 1
             content = row_content(
@@ -303,12 +297,12 @@ class AuditTrailProjection(Projection):
             [e.producer for e in envelopes],
             [e.occurred_at for e in envelopes],
             payloads,
-            [t for t, _, _ in located],
-            [p for _, p, _ in located],
-            [o for _, _, o in located],
+            offsets,
             seqs,
             prevs,
             hashes,
+            topic,
+            partition,
         )
         if status != f"INSERT 0 {len(envelopes)}":
             raise RuntimeError(f"audit insert wrote {status!r} for {len(envelopes)} events")
@@ -377,10 +371,28 @@ class ChainProblem:
         return self.message
 
 
-_COLUMNS = (
-    'event_id, type, version, key, correlation_id, causation_id, producer, occurred_at, payload, topic, "partition", '
-    '"offset", seq, prev_hash, row_hash, recorded_at'
-)
+_SHOW = """
+    SELECT event_id, type, version, key, correlation_id, causation_id, producer, occurred_at, payload, topic,
+           "partition", "offset", seq, prev_hash, row_hash, recorded_at
+    FROM __schema__.audit_events WHERE correlation_id = $1 ORDER BY seq"""
+_ALL_ROWS = """
+    SELECT event_id, type, version, key, correlation_id, causation_id, producer, occurred_at, payload, topic,
+           "partition", "offset", seq, prev_hash, row_hash, recorded_at
+    FROM __schema__.audit_events ORDER BY correlation_id, seq"""
+_HEADS = "SELECT correlation_id, seq, row_hash FROM __schema__.audit_chain_heads"
+_LINEAGE = """
+    WITH RECURSIVE walk AS (
+        SELECT a.event_id, a.causation_id, 0 AS depth, ARRAY[a.event_id] AS path
+        FROM __schema__.audit_events a WHERE a.event_id = $1
+        UNION ALL
+        SELECT a.event_id, a.causation_id, w.depth + 1, w.path || a.event_id
+        FROM walk w JOIN __schema__.audit_events a ON a.event_id = w.causation_id
+        WHERE w.depth < $2 AND NOT a.event_id = ANY(w.path)
+    )
+    SELECT w.depth, a.event_id, a.type, a.producer, a.occurred_at, a.topic, a."partition", a."offset",
+           a.key, a.correlation_id, a.causation_id
+    FROM walk w JOIN __schema__.audit_events a ON a.event_id = w.event_id
+    ORDER BY w.depth"""
 
 
 def _record(r: asyncpg.Record) -> AuditRecord:
@@ -406,8 +418,8 @@ def _record(r: asyncpg.Record) -> AuditRecord:
 
 async def show(conn: asyncpg.Connection, correlation_id: uuid.UUID, *, schema: str | None = None) -> list[AuditRecord]:
     """Every recorded event of one correlation, in chain order (seq)."""
-    table = f"{quote_identifier(await resolve_schema(conn, PROJECTION, schema))}.audit_events"
-    rows = await conn.fetch(f"SELECT {_COLUMNS} FROM {table} WHERE correlation_id = $1 ORDER BY seq", correlation_id)
+    sql = render_sql(_SHOW, await resolve_schema(conn, PROJECTION, schema))
+    rows = await conn.fetch(sql, correlation_id)
     return [_record(r) for r in rows]
 
 
@@ -417,20 +429,9 @@ async def lineage(
     """The chain of causation from `event_id` (depth 0) back to the input that started it (the
     event with no causation id). Empty when the event is not recorded; if the last step still has
     a `causation_id`, its cause is not in the audit trail (the walk stops there)."""
-    table = f"{quote_identifier(await resolve_schema(conn, PROJECTION, schema))}.audit_events"
+    sql = render_sql(_LINEAGE, await resolve_schema(conn, PROJECTION, schema))
     rows = await conn.fetch(
-        f"""WITH RECURSIVE walk AS (
-                SELECT a.event_id, a.causation_id, 0 AS depth, ARRAY[a.event_id] AS path
-                FROM {table} a WHERE a.event_id = $1
-                UNION ALL
-                SELECT a.event_id, a.causation_id, w.depth + 1, w.path || a.event_id
-                FROM walk w JOIN {table} a ON a.event_id = w.causation_id
-                WHERE w.depth < $2 AND NOT a.event_id = ANY(w.path)
-            )
-            SELECT w.depth, a.event_id, a.type, a.producer, a.occurred_at, a.topic, a."partition", a."offset",
-                   a.key, a.correlation_id, a.causation_id
-            FROM walk w JOIN {table} a ON a.event_id = w.event_id
-            ORDER BY w.depth""",
+        sql,
         event_id,
         max_depth,
     )
@@ -561,25 +562,22 @@ async def verify(conn: asyncpg.Connection, *, schema: str | None = None, fetch: 
     the last row of each correlation with its chain head. Reads one consistent snapshot, streaming
     the rows (`fetch` at a time), so it works on tables larger than memory.
     """
-    qschema = quote_identifier(await resolve_schema(conn, PROJECTION, schema))
+    resolved = await resolve_schema(conn, PROJECTION, schema)
     problems: list[ChainProblem] = []
     if conn.is_in_transaction():
-        await _verify(conn, qschema, problems, fetch)
+        await _verify(conn, resolved, problems, fetch)
     else:
         async with conn.transaction(isolation="repeatable_read", readonly=True):
-            await _verify(conn, qschema, problems, fetch)
+            await _verify(conn, resolved, problems, fetch)
     return problems
 
 
-async def _verify(conn: asyncpg.Connection, qschema: str, problems: list[ChainProblem], fetch: int) -> None:
+async def _verify(conn: asyncpg.Connection, schema: str, problems: list[ChainProblem], fetch: int) -> None:
     heads = {
-        r["correlation_id"]: (r["seq"], bytes(r["row_hash"]))
-        for r in await conn.fetch(f"SELECT correlation_id, seq, row_hash FROM {qschema}.audit_chain_heads")
+        r["correlation_id"]: (r["seq"], bytes(r["row_hash"])) for r in await conn.fetch(render_sql(_HEADS, schema))
     }
     check: _ChainCheck | None = None
-    async for r in conn.cursor(
-        f"SELECT {_COLUMNS} FROM {qschema}.audit_events ORDER BY correlation_id, seq", prefetch=fetch
-    ):
+    async for r in conn.cursor(render_sql(_ALL_ROWS, schema), prefetch=fetch):
         if check is None or check.cid != r["correlation_id"]:
             if check is not None:
                 check.finish(heads.pop(check.cid, None))

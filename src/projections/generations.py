@@ -205,10 +205,6 @@ class Projection(Actor):
         """`<name>@g<generation>`: each generation has its own group, processed events and offsets."""
         return f"{self.name}@g{self.generation}"
 
-    def table(self, name: str) -> str:
-        """`"schema".name` for one of this projection's tables (names are code constants)."""
-        return f"{quote_identifier(self.schema)}.{quote_identifier(name)}"
-
     @classmethod
     async def active(cls, db: asyncpg.Pool | asyncpg.Connection, **options: Any) -> Self:
         """An instance at the projection's active generation (what live processes should run)."""
@@ -247,4 +243,15 @@ class Projection(Actor):
             raise GenerationError(
                 f"projection {self.name!r} generation {self.generation} is {state or 'not registered'}; "
                 f"the active generation is {active}: construct it with `await {type(self).__name__}.active(pool)`"
+            )
+        if state == "active":
+            # Events a replaced generation emitted but never published (it stopped before its relay
+            # sent them) are published by this one: their ids do not depend on the generation.
+            await conn.execute(
+                """UPDATE outbox SET actor = $1
+                   WHERE sent_at IS NULL AND actor IN (
+                       SELECT projection || '@g' || generation FROM projection_generations
+                       WHERE projection = $2 AND state IN ('retired', 'dropped'))""",
+                self.consumer_name,
+                self.name,
             )

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from bus.kafka import KafkaTransport
 from bus.memory import MemoryTransport
+from bus.namespace import NamespacedTransport
 from bus.topics import topic_specs
 from bus.transport import Transport
 from risklab.settings import Settings
@@ -24,6 +27,11 @@ def database_url(settings: Settings) -> str:
 def open_transport(settings: Settings, *, client_id: str = "risklab") -> Transport:
     """The transport the settings ask for, with the topic catalog's specs."""
     specs = topic_specs(settings.partitions, settings.max_message_bytes)
+    transport: Transport
     if settings.transport == "memory":
-        return MemoryTransport(specs)
-    return KafkaTransport(kafka_bootstrap(settings), client_id=client_id, specs=specs)
+        transport = MemoryTransport(specs)
+    else:
+        if settings.namespace:
+            specs = tuple(dataclasses.replace(s, name=f"{settings.namespace}.{s.name}") for s in specs)
+        transport = KafkaTransport(kafka_bootstrap(settings), client_id=client_id, specs=specs)
+    return NamespacedTransport(transport, settings.namespace) if settings.namespace else transport

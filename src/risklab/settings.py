@@ -32,9 +32,15 @@ class Settings(BaseSettings):
     database_url: SecretStr | None = Field(
         default=None, description="PostgreSQL URL (postgresql://user:pw@host:port/db). Unset: the local stack."
     )
-    kafka_port: int = Field(default=59092, description="Port of the local stack's Kafka broker.")
-    kafka_controller_port: int = Field(default=59093, description="KRaft controller port of the local stack.")
-    postgres_port: int = Field(default=55432, description="Port of the local stack's PostgreSQL.")
+    namespace: str | None = Field(
+        default=None,
+        description="Prefix of every topic and consumer group on the wire, so deployments can share a cluster.",
+    )
+    # Local-stack ports sit below the kernel's ephemeral range (32768+), so that a client's
+    # outgoing connection can never hold a broker's port while it restarts.
+    kafka_port: int = Field(default=29092, description="Port of the local stack's Kafka broker.")
+    kafka_controller_port: int = Field(default=29093, description="KRaft controller port of the local stack.")
+    postgres_port: int = Field(default=25432, description="Port of the local stack's PostgreSQL.")
     partitions: int = Field(default=6, ge=1, description="Partitions of each domain topic created from code.")
     max_message_bytes: int = Field(
         default=1_048_576, ge=1024, description="Largest event accepted on a topic, in bytes."

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from bus.errors import DeliveryFailed
 from bus.runtime.transient import is_transient
 from bus.transport import Transport
 
@@ -130,4 +131,4 @@ class OutboxRelay:
 def _is_transport_outage(exc: BaseException) -> bool:
     from aiokafka.errors import KafkaError
 
-    return isinstance(exc, KafkaError)
+    return isinstance(exc, (KafkaError, DeliveryFailed))

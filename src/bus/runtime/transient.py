@@ -1,8 +1,13 @@
-"""Which failures are the infrastructure's (retry until it comes back) and which are the event's."""
+"""Which failures are the infrastructure's (retry until it comes back) and which are the event's.
+
+A broker that does not acknowledge (`DeliveryFailed`) counts as infrastructure too.
+"""
 
 from __future__ import annotations
 
 import asyncpg
+
+from bus.errors import DeliveryFailed
 
 _TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40")  # connection, resources, shutdown, rollback (deadlock)
 
@@ -13,7 +18,7 @@ def is_transient(exc: BaseException) -> bool:
     Such failures never send an event to dead-letter: the actor pauses and retries until the
     infrastructure is back.
     """
-    if isinstance(exc, (ConnectionError, OSError, TimeoutError, asyncpg.InterfaceError)):
+    if isinstance(exc, (ConnectionError, OSError, TimeoutError, asyncpg.InterfaceError, DeliveryFailed)):
         return True
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""

@@ -21,7 +21,7 @@ CREATE TABLE __schema__.audit_events (
     recorded_at    timestamptz NOT NULL DEFAULT now(),
     UNIQUE (correlation_id, seq)
 );
-CREATE INDEX audit_events_causation ON __schema__.audit_events (causation_id) WHERE causation_id IS NOT NULL;
+
 
 -- The last link of each correlation's chain: the seq and row_hash of its newest row. Writers lock
 -- a head row to append to its chain; `verify` compares the heads with the rows to find a deleted tail.
@@ -29,7 +29,7 @@ CREATE TABLE __schema__.audit_chain_heads (
     correlation_id uuid   PRIMARY KEY,
     seq            bigint NOT NULL,
     row_hash       bytea  NOT NULL
-);
+) WITH (fillfactor = 70);  -- room for HOT updates: every batch moves its heads
 
 -- Append-only, enforced by the database: UPDATE, DELETE and TRUNCATE are refused unless the
 -- transaction set `risklab.audit_rewrite = 'on'` (deliberate maintenance such as a legally
