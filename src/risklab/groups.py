@@ -1,12 +1,16 @@
 """Which actors run together: the groups a process can be started with (`risklab run <group>`).
 
 Each group scales out by running more processes of it: they join the same consumer groups and
-share the partitions. Desk issues add their own groups here.
+share the partitions. Projections start at their active generation (see `projections.generations`),
+so a process started after `risklab replay` writes to the rebuilt tables. Desk issues add their
+own groups here.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+
+import asyncpg
 
 from agents.platform.portfolio_monitor import PortfolioMonitor
 from bus.runtime.actor import Actor
@@ -15,18 +19,18 @@ from projections.early_warning import EarlyWarningProjection
 from risklab.engine_worker import EngineWorker
 from risklab.settings import Settings
 
-ActorFactory = Callable[[Settings], list[Actor]]
+ActorFactory = Callable[[Settings, asyncpg.Pool], Awaitable[list[Actor]]]
 
 
-def _platform(settings: Settings) -> list[Actor]:
+async def _platform(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
     return [PortfolioMonitor()]
 
 
-def _projector(settings: Settings) -> list[Actor]:
-    return [AuditTrailProjection(), EarlyWarningProjection()]
+async def _projector(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
+    return [await AuditTrailProjection.active(pool), await EarlyWarningProjection.active(pool)]
 
 
-def _engine_worker(settings: Settings) -> list[Actor]:
+async def _engine_worker(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
     return [EngineWorker(settings.artifacts_path)]
 
 
@@ -38,14 +42,17 @@ ACTOR_GROUPS: dict[str, ActorFactory] = {
 """Actor groups by name; `risklab run api` is the HTTP API, not an actor group."""
 
 
-def actors_of(group: str, settings: Settings) -> list[Actor]:
-    try:
-        factory = ACTOR_GROUPS[group]
-    except KeyError:
-        raise ValueError(f"unknown group {group!r}; known: {[*ACTOR_GROUPS, 'api']}") from None
-    return factory(settings)
+def check_group(group: str) -> None:
+    if group not in ACTOR_GROUPS:
+        raise ValueError(f"unknown group {group!r}; known: {', '.join([*ACTOR_GROUPS, 'api'])}")
 
 
-def all_actors(settings: Settings) -> list[Actor]:
+async def actors_of(group: str, settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
+    """The actors of `group`, projections at their active generation."""
+    check_group(group)
+    return await ACTOR_GROUPS[group](settings, pool)
+
+
+async def all_actors(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
     """Every actor of every group: what the embedded default runs in one process."""
-    return [a for factory in ACTOR_GROUPS.values() for a in factory(settings)]
+    return [a for factory in ACTOR_GROUPS.values() for a in await factory(settings, pool)]

@@ -8,8 +8,9 @@ import logging
 import asyncpg
 
 from bus.database import connect_pool
+from bus.runtime.runner import ensure_runtime_schema
 from bus.topics import topic_specs
-from risklab.groups import actors_of
+from risklab.groups import actors_of, check_group
 from risklab.process import run_until_stopped, runtime_options
 from risklab.servers import database_url, open_transport
 from risklab.settings import Settings
@@ -19,11 +20,13 @@ log = logging.getLogger("risklab.serve")
 
 async def serve_group(settings: Settings, group: str) -> None:
     """Run `group`'s actors until SIGTERM/SIGINT; topics are created from code when missing."""
-    actors = actors_of(group, settings)
+    check_group(group)
     transport = open_transport(settings, client_id=f"risklab-{group}")
     await transport.start()
-    pool = await connect_pool(database_url(settings), max_size=max(12, 4 * len(actors) + 4))
+    pool = await connect_pool(database_url(settings), max_size=24)
     try:
+        await ensure_runtime_schema(pool)
+        actors = await actors_of(group, settings, pool)
         await transport.ensure_topics(topic_specs(settings.partitions, settings.max_message_bytes))
         log.info("group %s running: %s", group, ", ".join(a.consumer_name for a in actors))
         await run_until_stopped(actors, transport, pool, runtime_options(settings))
