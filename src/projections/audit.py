@@ -158,12 +158,6 @@ def chain_hash(prev_hash: bytes, content: bytes) -> bytes:
 
 # -- the projection ----------------------------------------------------------------------------
 
-_POSITIONS = """
-    SELECT p.topic, p."partition", array_agg(p."offset" ORDER BY u.n) AS offsets
-    FROM unnest($2::uuid[]) WITH ORDINALITY AS u(e, n)
-    JOIN processed_events p ON p.actor = $1 AND p.event_id = u.e
-    GROUP BY p.topic, p."partition"
-"""
 _NEW_HEADS = """
     INSERT INTO __schema__.audit_chain_heads (correlation_id, seq, row_hash)
     SELECT c, 0, $2::bytea FROM unnest($1::uuid[]) AS u(c) ORDER BY c
@@ -187,11 +181,19 @@ _MOVE_HEADS = """
 class AuditTrailProjection(Projection):
     """Records every envelope of every topic once in `audit_events` (see the module docstring).
 
-    Writes are set-based per partition batch, in the runtime's transaction: the chain heads of the
-    batch's correlations are created or locked in correlation order (one INSERT … ON CONFLICT DO
-    UPDATE … RETURNING, which also serialises two batches that start the same new correlation),
-    the rows are inserted with one multi-row INSERT from arrays, and the heads are moved with one
-    UPDATE. Sorted locking keeps concurrent partitions from deadlocking.
+    Writes are set-based per partition batch, inside the runtime's transaction, in a fixed number
+    of statements whatever the batch size:
+
+    1. the batch's log positions, from the records the runtime hands the handler;
+    2. missing chain heads are created (INSERT … ON CONFLICT DO NOTHING, in correlation order): a
+       row to lock even for a correlation seen for the first time, so two partitions starting the
+       same correlation at once are serialised instead of both writing seq 1;
+    3. the heads of the batch's correlations are locked and read (SELECT … ORDER BY … FOR UPDATE);
+    4. seq, prev_hash and row_hash are computed in Python, in log order;
+    5. one multi-row INSERT from arrays (unnest) writes the rows;
+    6. one UPDATE moves the heads.
+
+    Locks are taken in correlation order, so concurrent partitions cannot deadlock on heads.
     """
 
     name: ClassVar[str] = PROJECTION
@@ -245,14 +247,13 @@ class AuditTrailProjection(Projection):
             except ValueError as exc:
                 raise Rejected(f"payload of {env.event_id} cannot be recorded: {exc}") from exc
 
-        # Where each event sits on the log. The runtime has just recorded it in processed_events in
-        # this transaction; handlers are not told the record itself (see the report: a bus change).
-        positions = await conn.fetch(_POSITIONS, ctx0.actor, [env.event_id for env in envelopes])
-        if len(positions) != 1 or len(positions[0]["offsets"]) != len(envelopes):
-            raise RuntimeError("a batch must hold events of one partition, each recorded in processed_events")
-        topic, partition, offsets = positions[0]["topic"], positions[0]["partition"], positions[0]["offsets"]
+        records = [ctx.record for _, ctx in items]
+        if any(r is None for r in records) or len({(r.topic, r.partition) for r in records if r}) != 1:
+            raise RuntimeError("the audit projection needs one partition's records per batch, with their positions")
+        topic, partition = records[0].topic, records[0].partition  # type: ignore[union-attr]
+        offsets = [r.offset for r in records]  # type: ignore[union-attr]
 
-        correlations = sorted({env.correlation_id for env in envelopes})
+        correlations = list({env.correlation_id for env in envelopes})  # SQL orders them for locking
         await conn.execute(self._new_heads_sql, correlations, GENESIS_HASH)
         heads = {
             r["correlation_id"]: (r["seq"], bytes(r["row_hash"]))

@@ -22,7 +22,7 @@ import bus.events  # noqa: F401  (registers the event types)
 from bus.catalog import Event
 from bus.codec import DecodedEvent
 from bus.events.indicators import AlertCleared, AlertRaised, IndicatorObserved, Level
-from bus.runtime.actor import Emitted, HandlerContext
+from bus.runtime.actor import HandlerContext
 from bus.topics import RISK_INDICATORS
 from projections.generations import DigestSpec, Projection, render_sql, resolve_schema
 
@@ -104,6 +104,8 @@ class EarlyWarningProjection(Projection):
       decrease emits `AlertCleared` (cleared_level). A first observation at high or critical is
       an increase from ok. `emit_alerts=False` (replay) folds without emitting: those alerts are
       already on the log.
+    - The observation's `window` is not part of the key: a metric observed over several windows
+      should carry the window in its name (e.g. `margin_call_velocity_1h`).
     - Alert ids derive from (indicator event id, the projection's name, output index) — not its
       generation — so a rebuilt generation that reprocesses events an older one already handled
       produces the very same alert ids, which the outbox and every consumer deduplicate.
@@ -196,16 +198,8 @@ class EarlyWarningProjection(Projection):
                 alert = AlertRaised(**common, level=level, previous_level=previous, threshold=_THRESHOLD[level])
             else:
                 alert = AlertCleared(**common, level=level, cleared_level=previous)
-            self._emit(ctx, alert)
+            ctx.emit(alert)
         return new
-
-    def _emit(self, ctx: HandlerContext, event: Event) -> None:
-        """`ctx.emit`, but with the id derived from the projection's name instead of its runtime
-        name (`early_warning@gN`), so every generation gives a transition the same alert id."""
-        envelope = ctx.catalog.derived_envelope(
-            event, cause=ctx.cause, actor=self.name, producer=ctx.producer, index=len(ctx.emitted)
-        )
-        ctx.emitted.append(Emitted(envelope, event.default_topic))
 
 
 async def board(conn: asyncpg.Connection, *, schema: str | None = None) -> list[WarningStatus]:

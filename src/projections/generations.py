@@ -94,7 +94,7 @@ def render_sql(template: str, schema: str) -> str:
     return template.replace(_SCHEMA_TOKEN, quote_identifier(schema))
 
 
-def schema_migrations(projection: str, generation: int, package: str, folder: str) -> list[Migration]:
+def generation_migrations(projection: str, generation: int, package: str, folder: str) -> list[Migration]:
     """The projection's `NNNN_name.sql` templates from `package/folder`, rendered for the schema of
     `generation` and recorded under the component `projections.<projection>.g<generation>`."""
     schema = schema_name(projection, generation)
@@ -196,7 +196,7 @@ class Projection(Actor):
     def __init__(self, *, generation: int = FIRST_GENERATION) -> None:
         self.generation = generation
         self.schema = schema_name(self.name, generation)
-        self.migrations: Sequence[Migration] = schema_migrations(
+        self.migrations: Sequence[Migration] = generation_migrations(
             self.name, generation, self.sql_package, self.sql_folder
         )
 

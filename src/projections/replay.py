@@ -120,7 +120,8 @@ async def _prepare(conn: asyncpg.Connection, cls: type[Projection]) -> tuple[int
         await conn.execute(
             """INSERT INTO projection_generations (projection, generation, schema_name, state, activated_at)
                SELECT $1, 1, $2, 'active', now()
-               WHERE NOT EXISTS (SELECT 1 FROM projection_generations WHERE projection = $1)""",
+               WHERE NOT EXISTS (SELECT 1 FROM projection_generations WHERE projection = $1)
+               ON CONFLICT DO NOTHING""",
             name,
             schema_name(name, 1),
         )

@@ -17,6 +17,7 @@ from bus.catalog import CATALOG, Event, EventCatalog
 from bus.codec import DecodedEvent
 from bus.envelope import Envelope
 from bus.migrations import Migration
+from bus.transport import Record
 
 
 class Rejected(Exception):
@@ -36,7 +37,10 @@ class Emitted:
 
 @dataclass
 class HandlerContext:
-    """What a handler gets besides the event: the transaction's connection and `emit`."""
+    """What a handler gets besides the event: the transaction's connection and `emit`.
+
+    `actor` is the actor's stable name, from which emitted ids are derived, so that a rebuilt
+    projection generation or a renamed consumer group emits the same ids for the same cause."""
 
     conn: asyncpg.Connection
     cause: Envelope
@@ -44,6 +48,8 @@ class HandlerContext:
     producer: str
     catalog: EventCatalog
     prepared: Any = None
+    record: Record | None = None
+    """Where the event sits on the log (topic, partition, offset)."""
     emitted: list[Emitted] = field(default_factory=list)
 
     def emit(self, event: Event, *, topic: str | None = None, key: str | None = None) -> Envelope:

@@ -259,7 +259,13 @@ class ActorRunner:
                     continue
                 assert item.decoded is not None
                 ctx = HandlerContext(
-                    conn, item.decoded.envelope, self.name, self.actor.producer, self.actor.catalog, prepared.get(i)
+                    conn,
+                    item.decoded.envelope,
+                    self.actor.name,
+                    self.actor.producer,
+                    self.actor.catalog,
+                    prepared.get(i),
+                    item.record,
                 )
                 work.append((item.decoded, ctx))
                 outputs.append(ctx.emitted)
@@ -322,7 +328,7 @@ class ActorRunner:
             original_type=envelope.type if envelope else None,
             original_value_base64=base64.b64encode(rec.value).decode(),
         )
-        dl_id = derived_event_id(item.event_id, f"{self.name}/deadletter", 0)
+        dl_id = derived_event_id(item.event_id, f"{self.actor.name}/deadletter", 0)
         envelope_out = self.actor.catalog.envelope(
             event,
             producer=self.actor.producer,
