@@ -9,6 +9,7 @@ from rich.console import Console
 from bus.codec import decode
 from bus.errors import InvalidEvent
 from bus.topics import ALERTS
+from risklab.report import amount
 from risklab.servers import open_transport
 from risklab.settings import Settings
 
@@ -19,7 +20,7 @@ def alert_line(envelope_type: str, payload: dict) -> str:
         return (
             f"[bold red]RAISED[/]  {payload['observed_at']}  {payload['subject']} {payload['metric']}: "
             f"{payload['previous_level']} → {payload['level']}  ratio {payload['ratio']:.3f} "
-            f"({payload['value']:,.0f} of {payload['capacity']:,.0f} {payload['unit']})"
+            f"({amount(payload['value'], payload['unit'])} of {amount(payload['capacity'], payload['unit'])})"
         )
     return (
         f"[green]CLEARED[/] {payload['observed_at']}  {payload['subject']} {payload['metric']}: "

