@@ -30,7 +30,7 @@ from bus.errors import BusError, InvalidEvent
 from bus.topics import ALERTS, USER_TOPICS
 from bus.transport import TopicPartition, Transport
 from risklab import queries
-from risklab.ingest import IngestError, parse_submissions
+from risklab.ingest import EventTooLarge, IngestError, parse_submissions
 from risklab.settings import Settings
 
 log = logging.getLogger("risklab.api")
@@ -193,7 +193,7 @@ def create_app(settings: Settings, transport: Transport | None = None, pool: asy
                 topic, lines, producer=API_PRODUCER, max_message_bytes=settings.max_message_bytes
             )
         except IngestError as exc:
-            status = 413 if "exceeds" in exc.reason else 422
+            status = 413 if isinstance(exc, EventTooLarge) else 422
             raise ApiError(status, exc.reason, exc.field, line=exc.line) from None
         try:
             metas = await app.state.transport.publish_many(topic, envelopes)

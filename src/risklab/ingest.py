@@ -32,6 +32,10 @@ class IngestError(ValueError):
         super().__init__(f"{where}: {reason}")
 
 
+class EventTooLarge(IngestError):
+    """An event over the message size limit (the API answers 413 rather than 422)."""
+
+
 class Submission(BaseModel):
     """One event as a user submits it: type and payload, with the envelope fields optional."""
 
@@ -97,6 +101,10 @@ def parse_submissions(
                 raise IngestError(number, None, f"malformed JSON: {exc.msg} at column {exc.colno}") from None
         else:
             data = line
+        if not isinstance(data, dict):
+            raise IngestError(
+                number, None, f'expected a JSON object {{"type": ..., "payload": {{...}}}}, got {type(data).__name__}'
+            )
         try:
             sub = Submission.model_validate(data)
             envelope = envelope_for(sub, producer=producer, catalog=catalog)
@@ -111,9 +119,9 @@ def parse_submissions(
         enc = encode(envelope)
         size = record_size(enc.key, enc.value, enc.headers)
         if size > max_message_bytes:
-            raise IngestError(
+            raise EventTooLarge(
                 number,
-                None,
+                "payload",
                 f"event of {size} bytes exceeds the {max_message_bytes}-byte limit; "
                 "put large content in the artifact store and send a reference",
             )

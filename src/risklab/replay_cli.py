@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from bus.database import connect_pool
 from bus.runtime.runner import ensure_runtime_schema
@@ -34,15 +33,15 @@ async def run_replay(settings: Settings, console: Console) -> RebuildReport:
     finally:
         await pool.close()
         await transport.close()
-    console.print(digest_table(report))
+    for line in digest_lines(report):
+        console.print(line, highlight=False, soft_wrap=True)
     return report
 
 
-def digest_table(report: RebuildReport) -> Table:
-    table = Table(title="Rebuilt projections", title_justify="left")
-    for col in ("projection", "generation", "table", "sha256 digest"):
-        table.add_column(col)
-    for p in report.projections:
-        for name, digest in sorted(p.digests.items()):
-            table.add_row(p.projection, f"g{p.previous_generation} → g{p.generation}", name, digest)
-    return table
+def digest_lines(report: RebuildReport) -> list[str]:
+    """One line per rebuilt table: projection, generations, table and its full sha256 digest."""
+    return [
+        f"{p.projection} g{p.previous_generation} -> g{p.generation} {name} {digest}"
+        for p in report.projections
+        for name, digest in sorted(p.digests.items())
+    ]

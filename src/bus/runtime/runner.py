@@ -113,7 +113,10 @@ class ActorRunner:
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished before returning."""
         await self._until_available(lambda: ensure_runtime_schema(self.pool, self.actor), "apply migrations")
-        relay_task = asyncio.create_task(self.relay.run(stop)) if self.relay else None
+        # The relay stops only once the consumer has finished the batch in hand, so that what that
+        # batch emitted is published before `run` returns.
+        relay_stop = asyncio.Event()
+        relay_task = asyncio.create_task(self.relay.run(relay_stop)) if self.relay else None
         sub = await self.transport.subscribe(self.name, self.actor.topics, on_assign=self._start_offsets)
         try:
             while not stop.is_set():
@@ -132,7 +135,7 @@ class ActorRunner:
         finally:
             await sub.close()
             if relay_task is not None:
-                stop.set()
+                relay_stop.set()
                 await relay_task
 
     async def _start_offsets(self, tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
@@ -187,8 +190,10 @@ class ActorRunner:
         except HandlerFailed as exc:
             if len(items) > 1:
                 log.info("%s: batch failed (%s); processing its events one by one", self.name, exc)
+            handled = [it for it in items if not it.dead and it.decoded and self.actor.wants(it.decoded.envelope.type)]
             for item in items:
-                await self._process_one(item)
+                # a batch of one event to handle was that event's first attempt: it counts
+                await self._process_one(item, exc if len(handled) == 1 and item is handled[0] else None)
 
     async def _prepare(self, items: Sequence[_Item]) -> dict[int, Any]:
         out: dict[int, Any] = {}
@@ -202,30 +207,35 @@ class ActorRunner:
                     raise HandlerFailed(exc) from exc
         return out
 
-    async def _process_one(self, item: _Item) -> None:
-        attempt = 0
+    async def _process_one(self, item: _Item, failed_first: HandlerFailed | None = None) -> None:
+        """Process one event with retries; `failed_first`: its first attempt was made and failed so."""
+        attempt = 0 if failed_first is None else 1
+        failure = failed_first
         while True:
-            attempt += 1
-            try:
-                prepared = await self._until_available(lambda: self._prepare([item]), "prepare an event")
-                await self._until_available(lambda p=prepared: self._transact([item], p), "process an event")
-                return
-            except HandlerFailed as exc:
-                cause = exc.cause
-                final = isinstance(cause, Rejected) or attempt > self.options.retries
-                if not final:
-                    delay = min(self.options.backoff_seconds * 2 ** (attempt - 1), self.options.max_backoff_seconds)
-                    log.warning("%s: handler failed on %s (attempt %d): %s", self.name, item.event_id, attempt, exc)
-                    await asyncio.sleep(delay)
-                    continue
-                failed = replace(
-                    item,
-                    failure=f"{type(cause).__name__}: {cause}",
-                    failure_type="rejected" if isinstance(cause, Rejected) else "handler_failed",
-                    attempts=attempt,
-                )
-                await self._until_available(lambda f=failed: self._transact([f], {}), "dead-letter an event")
-                return
+            if failure is None:
+                attempt += 1
+                try:
+                    prepared = await self._until_available(lambda: self._prepare([item]), "prepare an event")
+                    await self._until_available(lambda p=prepared: self._transact([item], p), "process an event")
+                    return
+                except HandlerFailed as exc:
+                    failure = exc
+            cause = failure.cause
+            final = isinstance(cause, Rejected) or attempt > self.options.retries
+            if not final:
+                delay = min(self.options.backoff_seconds * 2 ** (attempt - 1), self.options.max_backoff_seconds)
+                log.warning("%s: handler failed on %s (attempt %d): %s", self.name, item.event_id, attempt, failure)
+                failure = None
+                await asyncio.sleep(delay)
+                continue
+            failed = replace(
+                item,
+                failure=f"{type(cause).__name__}: {cause}",
+                failure_type="rejected" if isinstance(cause, Rejected) else "handler_failed",
+                attempts=attempt,
+            )
+            await self._until_available(lambda f=failed: self._transact([f], {}), "dead-letter an event")
+            return
 
     async def _transact(self, items: Sequence[_Item], prepared: Mapping[int, Any]) -> None:
         relevant = [(i, it) for i, it in enumerate(items) if self._relevant(it)]
