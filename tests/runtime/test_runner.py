@@ -547,7 +547,9 @@ async def test_failures_on_the_deadletter_topic_are_kept_in_rejected_records(poo
     assert sum((await transport.end_offsets([DEADLETTER])).values()) == 3
     assert await count(pool, "SELECT count(*) FROM outbox") == 0
     async with pool.acquire() as conn:
-        rows = await conn.fetch('SELECT "partition", "offset", reason, value FROM rejected_records WHERE actor = $1', "dl-reader")
+        rows = await conn.fetch(
+            'SELECT "partition", "offset", reason, value FROM rejected_records WHERE actor = $1', "dl-reader"
+        )
     by_offset = {(r["partition"], r["offset"]): r for r in rows}
     assert set(by_offset) == {(g_meta.partition, g_meta.offset), (p_meta.partition, p_meta.offset)}
     g = by_offset[(g_meta.partition, g_meta.offset)]
@@ -716,7 +718,9 @@ async def test_database_connections_killed_mid_run_pause_and_resume(
             expected = [e.payload["trade_id"] for e in inputs if e.key == key]
             assert [r["trade_id"] for r in rows if r["portfolio_id"] == key] == expected
         outbox = await admin.fetch("SELECT event_id FROM outbox WHERE actor = 'recorder'")
-        assert sorted(r["event_id"] for r in outbox) == sorted(derived_event_id(e.event_id, "recorder", 0) for e in inputs)
+        assert sorted(r["event_id"] for r in outbox) == sorted(
+            derived_event_id(e.event_id, "recorder", 0) for e in inputs
+        )
         assert await count(admin, "SELECT count(*) FROM processed_events") == len(inputs)
         assert await count(admin, "SELECT count(*) FROM outbox WHERE sent_at IS NULL") == 0
     finally:

@@ -20,6 +20,10 @@ def is_transient(exc: BaseException) -> bool:
     """
     if isinstance(exc, (ConnectionError, OSError, TimeoutError, asyncpg.InterfaceError, DeliveryFailed)):
         return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        # a pooled connection the server closed while it sat idle ("cannot switch to state ..;
+        # another operation (2) is in progress") fails so on its next use, not as a connection error
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", None) or ""
         return state.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
