@@ -24,25 +24,30 @@ import datetime as dt
 import logging
 import resource
 import statistics
+import sys
 import time
 import uuid
 from pathlib import Path
 
-from agents.platform.portfolio_monitor import PortfolioMonitor
-from bus.catalog import CATALOG
-from bus.database import connect_pool
-from bus.events import PortfolioLimitSet, TradeBooked
-from bus.memory import MemoryTransport
-from bus.runtime.actor import Actor
-from bus.runtime.progress import wait_settled
-from bus.runtime.runner import RuntimeOptions, ensure_runtime_schema
-from bus.topics import topic_specs
-from projections.audit import AuditTrailProjection
-from projections.early_warning import EarlyWarningProjection
-from risklab.embedded import fresh_database, start_embedded_postgres
-from risklab.process import running
-from risklab.servers import open_transport
-from risklab.settings import Settings
+# Run as a script, this file's folder comes first on sys.path, and its name would shadow the `bus`
+# package; the benchmark imports the installed packages instead.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
+
+from agents.platform.portfolio_monitor import PortfolioMonitor  # noqa: E402
+from bus.catalog import CATALOG  # noqa: E402
+from bus.database import connect_pool  # noqa: E402
+from bus.events import PortfolioLimitSet, TradeBooked  # noqa: E402
+from bus.memory import MemoryTransport  # noqa: E402
+from bus.runtime.actor import Actor  # noqa: E402
+from bus.runtime.progress import wait_settled  # noqa: E402
+from bus.runtime.runner import RuntimeOptions, ensure_runtime_schema  # noqa: E402
+from bus.topics import topic_specs  # noqa: E402
+from projections.audit import AuditTrailProjection  # noqa: E402
+from projections.early_warning import EarlyWarningProjection  # noqa: E402
+from risklab.embedded import fresh_database, start_embedded_postgres  # noqa: E402
+from risklab.process import running  # noqa: E402
+from risklab.servers import open_transport  # noqa: E402
+from risklab.settings import Settings  # noqa: E402
 
 PORTFOLIOS = 200
 

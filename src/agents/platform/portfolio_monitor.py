@@ -39,6 +39,18 @@ CREATE TABLE portfolio_monitor_limits (
 """
 
 
+_RUNNING_GROSS = """
+CREATE TABLE portfolio_monitor_gross (
+    portfolio_id text NOT NULL,
+    currency     text NOT NULL,
+    gross        double precision NOT NULL,
+    PRIMARY KEY (portfolio_id, currency)
+);
+INSERT INTO portfolio_monitor_gross (portfolio_id, currency, gross)
+SELECT portfolio_id, currency, sum(notional) FROM portfolio_monitor_trades WHERE live GROUP BY 1, 2;
+"""
+
+
 def indicator_metric(currency: str) -> str:
     """The early-warning metric name of gross notional in `currency`."""
     return f"gross_notional_{currency.lower()}"
@@ -53,79 +65,98 @@ class PortfolioMonitor(Actor):
     accepts = frozenset(
         {TradeBooked.event_type, TradeAmended.event_type, TradeTerminated.event_type, PortfolioLimitSet.event_type}
     )
-    migrations = (Migration("portfolio-monitor", 1, "trades_and_limits", _SCHEMA),)
+    migrations = (
+        Migration("portfolio-monitor", 1, "trades_and_limits", _SCHEMA),
+        Migration("portfolio-monitor", 2, "running_gross", _RUNNING_GROSS),
+    )
 
     async def handle(self, event: DecodedEvent, ctx: HandlerContext) -> None:
         e: Event = event.event
         conn = ctx.conn
         if isinstance(e, TradeBooked):
-            inserted = await conn.fetchval(
-                """INSERT INTO portfolio_monitor_trades (portfolio_id, trade_id, currency, notional, direction)
-                   VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING true""",
-                e.portfolio_id,
-                e.trade_id,
-                e.currency,
-                e.notional,
-                e.direction,
-            )
-            if not inserted:
+            row = await conn.fetchrow(_BOOK, e.portfolio_id, e.trade_id, e.currency, e.notional, e.direction)
+            if not row["changed"]:
                 raise Rejected(f"trade_id {e.trade_id!r} is already booked in portfolio {e.portfolio_id!r}")
-            currency = e.currency
         elif isinstance(e, TradeAmended):
-            currency = await conn.fetchval(
-                """UPDATE portfolio_monitor_trades
-                   SET notional = COALESCE($3, notional), direction = COALESCE($4, direction)
-                   WHERE portfolio_id = $1 AND trade_id = $2 AND live RETURNING currency""",
-                e.portfolio_id,
-                e.trade_id,
-                e.notional,
-                e.direction,
-            )
-            if currency is None:
+            row = await conn.fetchrow(_AMEND, e.portfolio_id, e.trade_id, e.notional, e.direction)
+            if row is None or not row["changed"]:
                 raise Rejected(f"trade_id {e.trade_id!r} is not a live trade of portfolio {e.portfolio_id!r}")
         elif isinstance(e, TradeTerminated):
-            currency = await conn.fetchval(
-                """UPDATE portfolio_monitor_trades SET live = false
-                   WHERE portfolio_id = $1 AND trade_id = $2 AND live RETURNING currency""",
-                e.portfolio_id,
-                e.trade_id,
-            )
-            if currency is None:
+            row = await conn.fetchrow(_TERMINATE, e.portfolio_id, e.trade_id)
+            if row is None or not row["changed"]:
                 raise Rejected(f"trade_id {e.trade_id!r} is not a live trade of portfolio {e.portfolio_id!r}")
         elif isinstance(e, PortfolioLimitSet):
-            await conn.execute(
-                """INSERT INTO portfolio_monitor_limits (portfolio_id, metric, currency, capacity)
-                   VALUES ($1, $2, $3, $4)
-                   ON CONFLICT (portfolio_id, metric, currency) DO UPDATE SET capacity = EXCLUDED.capacity""",
-                e.portfolio_id,
-                e.metric,
-                e.currency,
-                e.capacity,
-            )
-            currency = e.currency
+            row = await conn.fetchrow(_SET_LIMIT, e.portfolio_id, e.metric, e.currency, e.capacity)
         else:  # pragma: no cover - `accepts` keeps other types out
             return
-        await self._report_usage(ctx, e.portfolio_id, currency)
-
-    async def _report_usage(self, ctx: HandlerContext, portfolio_id: str, currency: str) -> None:
-        row = await ctx.conn.fetchrow(
-            """SELECT l.capacity,
-                      (SELECT COALESCE(sum(t.notional), 0) FROM portfolio_monitor_trades t
-                        WHERE t.portfolio_id = l.portfolio_id AND t.currency = l.currency AND t.live) AS gross
-               FROM portfolio_monitor_limits l
-               WHERE l.portfolio_id = $1 AND l.metric = 'gross_notional' AND l.currency = $2""",
-            portfolio_id,
-            currency,
-        )
-        if row is None:
+        if row["capacity"] is None:
             return  # no limit in this currency: nothing to measure against
         ctx.emit(
             IndicatorObserved(
-                subject=portfolio_id,
-                metric=indicator_metric(currency),
+                subject=e.portfolio_id,
+                metric=indicator_metric(row["currency"]),
                 value=float(row["gross"]),
                 capacity=float(row["capacity"]),
-                unit=currency,
+                unit=row["currency"],
                 observed_at=ctx.cause.occurred_at,
             )
         )
+
+
+# Each statement changes the book and the running gross of the trade's currency in one round trip,
+# and returns whether it changed anything, the currency, the new gross and the limit (if any).
+# The statement's reads see the tables as they were before it (PostgreSQL's rule for data-modifying
+# WITH), so the new gross is the previous one plus this change's delta.
+_USAGE = """
+SELECT (SELECT count(*) FROM changed) > 0 AS changed, cur.currency,
+       COALESCE((SELECT gross FROM portfolio_monitor_gross g
+                  WHERE g.portfolio_id = $1 AND g.currency = cur.currency), 0)
+         + COALESCE((SELECT sum(delta) FROM changed), 0) AS gross,
+       (SELECT capacity FROM portfolio_monitor_limits l
+         WHERE l.portfolio_id = $1 AND l.metric = 'gross_notional' AND l.currency = cur.currency) AS capacity
+FROM cur"""
+_MOVE_GROSS = """
+moved AS (
+    INSERT INTO portfolio_monitor_gross (portfolio_id, currency, gross)
+    SELECT $1, currency, delta FROM changed
+    ON CONFLICT (portfolio_id, currency) DO UPDATE SET gross = portfolio_monitor_gross.gross + EXCLUDED.gross
+)"""
+_BOOK = f"""
+WITH changed AS (
+    INSERT INTO portfolio_monitor_trades (portfolio_id, trade_id, currency, notional, direction)
+    VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
+    RETURNING currency, notional AS delta
+), {_MOVE_GROSS.strip()},
+cur AS (SELECT $3::text AS currency)
+{_USAGE}"""  # noqa: S608 - composed of the constant fragments above, no outside text
+_AMEND = f"""
+WITH old AS (
+    SELECT currency, notional FROM portfolio_monitor_trades
+    WHERE portfolio_id = $1 AND trade_id = $2 AND live FOR UPDATE
+), upd AS (
+    UPDATE portfolio_monitor_trades t
+    SET notional = COALESCE($3, t.notional), direction = COALESCE($4, t.direction)
+    FROM old WHERE t.portfolio_id = $1 AND t.trade_id = $2 AND t.live
+    RETURNING t.currency, t.notional - old.notional AS delta
+), changed AS (SELECT currency, delta FROM upd), {_MOVE_GROSS.strip()},
+cur AS (SELECT currency FROM old)
+{_USAGE}"""  # noqa: S608 - composed of the constant fragments above, no outside text
+_TERMINATE = f"""
+WITH changed AS (
+    UPDATE portfolio_monitor_trades SET live = false
+    WHERE portfolio_id = $1 AND trade_id = $2 AND live
+    RETURNING currency, -notional AS delta
+), {_MOVE_GROSS.strip()},
+cur AS (SELECT currency FROM changed)
+{_USAGE}"""  # noqa: S608 - composed of the constant fragments above, no outside text
+_SET_LIMIT = """
+WITH changed AS (
+    INSERT INTO portfolio_monitor_limits (portfolio_id, metric, currency, capacity)
+    VALUES ($1, $2, $3, $4)
+    ON CONFLICT (portfolio_id, metric, currency) DO UPDATE SET capacity = EXCLUDED.capacity
+    RETURNING currency
+)
+SELECT true AS changed, $3::text AS currency,
+       COALESCE((SELECT gross FROM portfolio_monitor_gross g
+                  WHERE g.portfolio_id = $1 AND g.currency = $3), 0) AS gross,
+       $4::double precision AS capacity"""
