@@ -32,7 +32,7 @@ from bus.runtime.actor import Actor, Emitted, HandlerContext, Rejected
 from bus.runtime.relay import OutboxRelay
 from bus.runtime.transient import is_transient
 from bus.topics import DEADLETTER
-from bus.transport import Record, TopicPartition, Transport
+from bus.transport import Record, Subscription, TopicPartition, Transport
 
 log = logging.getLogger("risklab.runtime")
 T = TypeVar("T")
@@ -49,6 +49,9 @@ class RuntimeOptions:
     max_backoff_seconds: float = 5.0
     poll_timeout_seconds: float = 0.2
     max_records: int = 500
+    linger_seconds: float = 0.01
+    """After records arrive, keep gathering for up to this long so that a trickle of events is
+    handled in a few larger transactions rather than one each (cf. Kafka's fetch.max.wait.ms)."""
 
 
 class HandlerFailed(Exception):
@@ -120,7 +123,7 @@ class ActorRunner:
         sub = await self.transport.subscribe(self.name, self.actor.topics, on_assign=self._start_offsets)
         try:
             while not stop.is_set():
-                batches = await sub.poll(self.options.poll_timeout_seconds, self._max_records)
+                batches = await self._gather(sub)
                 if not batches:
                     self.idle.set()
                     continue
@@ -137,6 +140,21 @@ class ActorRunner:
             if relay_task is not None:
                 relay_stop.set()
                 await relay_task
+
+    async def _gather(self, sub: Subscription) -> dict[TopicPartition, list[Record]]:
+        """Records for one round of transactions: the first poll, topped up for `linger_seconds`."""
+        batches = await sub.poll(self.options.poll_timeout_seconds, self._max_records)
+        count = sum(len(r) for r in batches.values())
+        if not batches or count >= self._max_records or self.options.linger_seconds <= 0:
+            return batches
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.options.linger_seconds
+        while count < self._max_records and (remaining := deadline - loop.time()) > 0:
+            more = await sub.poll(remaining, self._max_records - count)
+            for tp, records in more.items():
+                batches.setdefault(tp, []).extend(records)
+                count += len(records)
+        return batches
 
     async def _start_offsets(self, tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
         async def load() -> dict[TopicPartition, int]:
