@@ -262,3 +262,48 @@ async def test_contradicting_trade_events_are_rejected_and_change_nothing(pool: 
     assert runner.processed == len(inputs) - len(rejected)
     n = await pool.fetchval("SELECT count(*) FROM processed_events WHERE actor = $1", MONITOR)
     assert n == len(inputs)
+
+
+async def test_batch_and_event_by_event_paths_agree(database_url: str) -> None:
+    """The set-based batch path and the one-statement-per-event path give the same indicators,
+    state and dead letters, also when a contradiction in the middle forces the fallback."""
+    s = Stream()
+    for p in ("A", "B", "C"):
+        s.limit(p, 100e6)
+        s.limit(p, 80e6, "EUR")
+    for i in range(60):
+        p = "ABC"[i % 3]
+        s.book(p, f"{p}{i}", 1e6 * (1 + i % 7), "EUR" if i % 4 == 0 else "USD")
+        if i % 5 == 4:
+            s.amend(p, f"{p}{i}", notional=2.5e6 + i)
+        if i % 9 == 8:
+            s.terminate(p, f"{p}{i - 3}")
+    s.book("A", "A0", 5e6)  # duplicate booking: rejected in both paths
+    s.terminate("B", "B-unknown")  # unknown trade: rejected in both paths
+    s.book("A", "A-late", 3e6)
+
+    outcomes = []
+    for max_batch in (None, 1):
+        conn = await asyncpg.connect(database_url)
+        try:
+            await conn.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        finally:
+            await conn.close()
+        p = await connect_pool(database_url, min_size=1, max_size=8)
+        try:
+            PortfolioMonitor.max_batch = max_batch
+            transport, _ = await run_monitor(p, s.envelopes)
+            outcomes.append(
+                (
+                    [(e.event_id, i.model_dump()) for e, i in await indicators(transport)],
+                    sorted((d.original_event_id, d.error_type, d.reason) for d in await dead_letters(transport)),
+                    await trades(p),
+                )
+            )
+        finally:
+            PortfolioMonitor.max_batch = None
+            await p.close()
+    batched, one_by_one = outcomes
+    assert len(batched[0]) == len(s.envelopes) - 2  # every accepted event reports its portfolio's usage
+    assert len(batched[1]) == 2
+    assert batched == one_by_one

@@ -11,6 +11,9 @@ trade id, amending or terminating an unknown or terminated trade) are rejected t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 from bus.catalog import Event
 from bus.codec import DecodedEvent
 from bus.events import IndicatorObserved, PortfolioLimitSet, TradeAmended, TradeBooked, TradeTerminated
@@ -51,6 +54,14 @@ SELECT portfolio_id, currency, sum(notional) FROM portfolio_monitor_trades WHERE
 """
 
 
+@dataclass
+class _Trade:
+    currency: str
+    notional: float
+    direction: str
+    live: bool
+
+
 def indicator_metric(currency: str) -> str:
     """The early-warning metric name of gross notional in `currency`."""
     return f"gross_notional_{currency.lower()}"
@@ -69,6 +80,91 @@ class PortfolioMonitor(Actor):
         Migration("portfolio-monitor", 1, "trades_and_limits", _SCHEMA),
         Migration("portfolio-monitor", 2, "running_gross", _RUNNING_GROSS),
     )
+
+    async def handle_batch(self, items: Sequence[tuple[DecodedEvent, HandlerContext]]) -> None:
+        """The batch folded in memory in log order and written back in a few set-based statements.
+
+        Reads the batch's trades, running grosses and limits once, applies the events in order,
+        and writes the final rows. An event that contradicts the book raises `Rejected`; the
+        runtime then replays the batch event by event through `handle`, which dead-letters just
+        that event. Both paths add the same deltas in the same order, so they agree exactly.
+        """
+        if len(items) == 1:
+            await self.handle(*items[0])
+            return
+        conn = items[0][1].conn
+        events: list[Event] = [ev.event for ev, _ in items]
+        portfolios = sorted({e.portfolio_id for e in events})  # type: ignore[attr-defined]
+        keys = sorted({(e.portfolio_id, e.trade_id) for e in events if hasattr(e, "trade_id")})  # type: ignore[attr-defined]
+        trades: dict[tuple[str, str], _Trade] = {
+            (r["portfolio_id"], r["trade_id"]): _Trade(r["currency"], r["notional"], r["direction"], r["live"])
+            for r in await conn.fetch(_LOAD_TRADES, [k[0] for k in keys], [k[1] for k in keys])
+        }
+        gross = {(r["portfolio_id"], r["currency"]): r["gross"] for r in await conn.fetch(_LOAD_GROSS, portfolios)}
+        limits = {(r["portfolio_id"], r["currency"]): r["capacity"] for r in await conn.fetch(_LOAD_LIMITS, portfolios)}
+        touched_trades: set[tuple[str, str]] = set()
+        touched_limits: set[tuple[str, str]] = set()
+        touched_gross: set[tuple[str, str]] = set()
+        for (_, ctx), e in zip(items, events, strict=True):
+            if isinstance(e, PortfolioLimitSet):
+                key = (e.portfolio_id, e.currency)
+                limits[key] = e.capacity
+                touched_limits.add(key)
+            else:
+                tkey = (e.portfolio_id, e.trade_id)  # type: ignore[attr-defined]
+                trade = trades.get(tkey)
+                if isinstance(e, TradeBooked):
+                    if trade is not None:
+                        raise Rejected(f"trade_id {e.trade_id!r} is already booked in portfolio {e.portfolio_id!r}")
+                    trade = trades[tkey] = _Trade(e.currency, e.notional, e.direction, True)
+                    delta = e.notional
+                elif trade is None or not trade.live:
+                    raise Rejected(f"trade_id {tkey[1]!r} is not a live trade of portfolio {tkey[0]!r}")
+                elif isinstance(e, TradeAmended):
+                    new_notional = e.notional if e.notional is not None else trade.notional
+                    delta = new_notional - trade.notional
+                    trade.notional, trade.direction = new_notional, e.direction or trade.direction
+                else:
+                    trade.live = False
+                    delta = -trade.notional
+                touched_trades.add(tkey)
+                key = (e.portfolio_id, trade.currency)  # type: ignore[attr-defined]
+                gross[key] = gross.get(key, 0.0) + delta
+                touched_gross.add(key)
+            capacity = limits.get(key)
+            if capacity is not None:
+                self._emit_usage(ctx, key[0], key[1], gross.get(key, 0.0), capacity)
+        if touched_trades:
+            rows = [(k, trades[k]) for k in sorted(touched_trades)]
+            await conn.execute(
+                _SAVE_TRADES,
+                [k[0] for k, _ in rows],
+                [k[1] for k, _ in rows],
+                [t.currency for _, t in rows],
+                [t.notional for _, t in rows],
+                [t.direction for _, t in rows],
+                [t.live for _, t in rows],
+            )
+        if touched_gross:
+            keys_g = sorted(touched_gross)
+            await conn.execute(_SAVE_GROSS, [k[0] for k in keys_g], [k[1] for k in keys_g], [gross[k] for k in keys_g])
+        if touched_limits:
+            keys_l = sorted(touched_limits)
+            await conn.execute(
+                _SAVE_LIMITS, [k[0] for k in keys_l], [k[1] for k in keys_l], [limits[k] for k in keys_l]
+            )
+
+    def _emit_usage(self, ctx: HandlerContext, portfolio_id: str, currency: str, gross: float, capacity: float) -> None:
+        ctx.emit(
+            IndicatorObserved(
+                subject=portfolio_id,
+                metric=indicator_metric(currency),
+                value=float(gross),
+                capacity=float(capacity),
+                unit=currency,
+                observed_at=ctx.cause.occurred_at,
+            )
+        )
 
     async def handle(self, event: DecodedEvent, ctx: HandlerContext) -> None:
         e: Event = event.event
@@ -91,16 +187,7 @@ class PortfolioMonitor(Actor):
             return
         if row["capacity"] is None:
             return  # no limit in this currency: nothing to measure against
-        ctx.emit(
-            IndicatorObserved(
-                subject=e.portfolio_id,
-                metric=indicator_metric(row["currency"]),
-                value=float(row["gross"]),
-                capacity=float(row["capacity"]),
-                unit=row["currency"],
-                observed_at=ctx.cause.occurred_at,
-            )
-        )
+        self._emit_usage(ctx, e.portfolio_id, row["currency"], row["gross"], row["capacity"])
 
 
 # Each statement changes the book and the running gross of the trade's currency in one round trip,
@@ -160,3 +247,28 @@ SELECT true AS changed, $3::text AS currency,
        COALESCE((SELECT gross FROM portfolio_monitor_gross g
                   WHERE g.portfolio_id = $1 AND g.currency = $3), 0) AS gross,
        $4::double precision AS capacity"""
+
+_LOAD_TRADES = """
+SELECT t.portfolio_id, t.trade_id, t.currency, t.notional, t.direction, t.live
+FROM portfolio_monitor_trades t
+JOIN unnest($1::text[], $2::text[]) AS k(p, id) ON t.portfolio_id = k.p AND t.trade_id = k.id
+ORDER BY t.portfolio_id, t.trade_id FOR UPDATE OF t"""
+_LOAD_GROSS = """
+SELECT portfolio_id, currency, gross FROM portfolio_monitor_gross WHERE portfolio_id = ANY($1::text[])
+ORDER BY portfolio_id, currency FOR UPDATE"""
+_LOAD_LIMITS = """
+SELECT portfolio_id, currency, capacity FROM portfolio_monitor_limits
+WHERE portfolio_id = ANY($1::text[]) AND metric = 'gross_notional'"""
+_SAVE_TRADES = """
+INSERT INTO portfolio_monitor_trades (portfolio_id, trade_id, currency, notional, direction, live)
+SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::double precision[], $5::text[], $6::boolean[])
+ON CONFLICT (portfolio_id, trade_id) DO UPDATE
+SET notional = EXCLUDED.notional, direction = EXCLUDED.direction, live = EXCLUDED.live"""
+_SAVE_GROSS = """
+INSERT INTO portfolio_monitor_gross (portfolio_id, currency, gross)
+SELECT * FROM unnest($1::text[], $2::text[], $3::double precision[])
+ON CONFLICT (portfolio_id, currency) DO UPDATE SET gross = EXCLUDED.gross"""
+_SAVE_LIMITS = """
+INSERT INTO portfolio_monitor_limits (portfolio_id, metric, currency, capacity)
+SELECT p, 'gross_notional', c, v FROM unnest($1::text[], $2::text[], $3::double precision[]) AS x(p, c, v)
+ON CONFLICT (portfolio_id, metric, currency) DO UPDATE SET capacity = EXCLUDED.capacity"""
