@@ -9,7 +9,6 @@ request is valid.
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import json
 import logging
@@ -290,4 +289,3 @@ async def serve(settings: Settings) -> None:
 
 
 __all__ = ["create_app", "serve"]
-_ = asyncio  # the SSE generator runs on the server's loop
