@@ -42,6 +42,11 @@ async def connection(settings: Settings) -> AsyncIterator[asyncpg.Connection]:
         await conn.close()
 
 
+async def _audit_table_schema(conn: asyncpg.Connection) -> str:
+    """The quoted schema of the audit trail's active generation (built by code, never user text)."""
+    return quote_identifier(await active_schema(conn, audit.PROJECTION))
+
+
 async def audit_show(conn: asyncpg.Connection, correlation_id: uuid.UUID) -> list[dict[str, Any]]:
     """The events of one correlation in chain order."""
     return [_jsonable(r) for r in await audit.show(conn, correlation_id)]
@@ -64,7 +69,7 @@ async def board(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 async def audit_summary(conn: asyncpg.Connection) -> list[dict[str, Any]]:
     """Audit rows per topic and event type."""
-    schema = quote_identifier(await active_schema(conn, audit.PROJECTION))  # validated, never user text
+    schema = await _audit_table_schema(conn)
     rows = await conn.fetch(
         f"SELECT topic, type, count(*) AS events FROM {schema}.audit_events "  # noqa: S608
         "GROUP BY topic, type ORDER BY topic, type"
@@ -74,7 +79,7 @@ async def audit_summary(conn: asyncpg.Connection) -> list[dict[str, Any]]:
 
 async def recent_alerts(conn: asyncpg.Connection, limit: int = 100) -> list[dict[str, Any]]:
     """The latest alerts raised and cleared, as recorded in the audit trail, oldest first."""
-    schema = quote_identifier(await active_schema(conn, audit.PROJECTION))  # validated, never user text
+    schema = await _audit_table_schema(conn)
     rows = await conn.fetch(
         f"SELECT type, payload, occurred_at FROM {schema}.audit_events "  # noqa: S608
         "WHERE type IN ('risk.alert_raised', 'risk.alert_cleared') "

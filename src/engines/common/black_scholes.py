@@ -69,6 +69,19 @@ def _out(value: NDArray[np.float64], scalar: bool) -> float | NDArray[np.float64
     return float(value) if scalar else value
 
 
+def _d1(
+    s: NDArray[np.float64],
+    k: NDArray[np.float64],
+    r: NDArray[np.float64],
+    q: NDArray[np.float64],
+    vol: NDArray[np.float64],
+    t: NDArray[np.float64],
+) -> tuple[NDArray[np.float64], NDArray[np.float64]]:
+    """d1 of Black–Scholes and the total standard deviation σ√T it is scaled by."""
+    sd = vol * np.sqrt(t)
+    return (np.log(s / k) + (r - q + 0.5 * vol * vol) * t) / sd, sd
+
+
 def black_scholes_price(
     spot: ArrayLike,
     strike: ArrayLike,
@@ -87,8 +100,7 @@ def black_scholes_price(
     (s, k, r, q, vol, t), is_call, scalar = _arrays(
         spot, strike, rate, dividend_yield, volatility, maturity_years, option
     )
-    sd = vol * np.sqrt(t)
-    d1 = (np.log(s / k) + (r - q + 0.5 * vol * vol) * t) / sd
+    d1, sd = _d1(s, k, r, q, vol, t)
     d2 = d1 - sd
     forward_leg = s * np.exp(-q * t)
     strike_leg = k * np.exp(-r * t)
@@ -110,8 +122,7 @@ def black_scholes_delta(
     (s, k, r, q, vol, t), is_call, scalar = _arrays(
         spot, strike, rate, dividend_yield, volatility, maturity_years, option
     )
-    sd = vol * np.sqrt(t)
-    d1 = (np.log(s / k) + (r - q + 0.5 * vol * vol) * t) / sd
+    d1, _ = _d1(s, k, r, q, vol, t)
     carry = np.exp(-q * t)
     return _out(np.where(is_call, carry * ndtr(d1), -carry * ndtr(-d1)), scalar)
 

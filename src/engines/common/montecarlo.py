@@ -133,6 +133,26 @@ def _block(b: int, n: int) -> tuple[int, int]:
 _block_jit = njit(cache=True)(_block)
 
 
+def pair_payoff(
+    z: float, spot: float, strike: float, drift: float, diffusion: float, discount: float, is_call: bool
+) -> float:
+    """Discounted payoff averaged over the antithetic pair (z, -z) of one normal draw.
+
+    Plain Python so that one definition compiles for the CPU (`njit`) and as a CUDA device
+    function (`montecarlo_cuda`): both backends run the same algorithm.
+    """
+    up = spot * math.exp(drift + diffusion * z)
+    down = spot * math.exp(drift - diffusion * z)
+    if is_call:
+        payoff = max(up - strike, 0.0) + max(down - strike, 0.0)
+    else:
+        payoff = max(strike - up, 0.0) + max(strike - down, 0.0)
+    return 0.5 * discount * payoff
+
+
+_pair_payoff_jit = njit(cache=True)(pair_payoff)
+
+
 @njit(parallel=True, cache=True)
 def _pair_payoffs(
     z: NDArray[np.float64],
@@ -148,13 +168,7 @@ def _pair_payoffs(
     for b in prange(SUM_BLOCKS):
         lo, hi = _block_jit(b, n)
         for i in range(lo, hi):
-            up = spot * math.exp(drift + diffusion * z[i])
-            down = spot * math.exp(drift - diffusion * z[i])
-            if is_call:
-                payoff = max(up - strike, 0.0) + max(down - strike, 0.0)
-            else:
-                payoff = max(strike - up, 0.0) + max(strike - down, 0.0)
-            out[i] = 0.5 * discount * payoff
+            out[i] = _pair_payoff_jit(z[i], spot, strike, drift, diffusion, discount, is_call)
 
 
 @njit(parallel=True, cache=True)

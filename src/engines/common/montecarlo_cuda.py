@@ -11,11 +11,12 @@ against the CPU path without a GPU.
 from __future__ import annotations
 
 import functools
-import math
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from engines.common.montecarlo import pair_payoff
 
 try:  # a module global, not a local import: the simulator swaps the kernel's global `cuda`
     from numba import cuda
@@ -54,17 +55,13 @@ def _kernel() -> Any:
     if cuda is None:
         raise RuntimeError("numba's CUDA target cannot be imported")
 
+    payoff = cuda.jit(device=True)(pair_payoff)
+
     @cuda.jit
     def pair_payoffs(z, spot, strike, drift, diffusion, discount, is_call, out):  # type: ignore[no-untyped-def]
         i = cuda.grid(1)
         if i < z.size:
-            up = spot * math.exp(drift + diffusion * z[i])
-            down = spot * math.exp(drift - diffusion * z[i])
-            if is_call:
-                payoff = max(up - strike, 0.0) + max(down - strike, 0.0)
-            else:
-                payoff = max(strike - up, 0.0) + max(strike - down, 0.0)
-            out[i] = 0.5 * discount * payoff
+            out[i] = payoff(z[i], spot, strike, drift, diffusion, discount, is_call)
 
     return pair_payoffs
 
