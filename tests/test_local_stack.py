@@ -19,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from risklab.stack import KafkaBroker, LocalPostgres, StackError
-from risklab.stack.kafka import metadata_ready, new_cluster_id
+from risklab.stack.kafka import find_java, metadata_ready, new_cluster_id
 
 # -- helpers ----------------------------------------------------------------------------------
 
@@ -269,9 +269,21 @@ def test_postgres_refuses_a_taken_port(tmp_path: Path):
 
 
 def test_cluster_ids_look_like_kafka_uuids():
-    ids = {new_cluster_id() for _ in range(50)}
-    assert len(ids) == 50
-    assert all(len(i) == 22 and "=" not in i for i in ids)
+    ids = {new_cluster_id() for _ in range(2000)}  # about 31 of 2000 raw draws start with '-'
+    assert len(ids) == 2000
+    assert all(len(i) == 22 and "=" not in i and not i.startswith("-") for i in ids)
+
+
+@pytest.mark.integration
+def test_storage_formats_with_a_cluster_id_that_starts_with_a_dash(servers, tmp_path: Path):
+    """A stored id beginning with '-' (as older versions could write) must not be read as an option."""
+    stack = require_local_stack(servers)
+    broker = KafkaBroker(tmp_path, 29991, 29992)
+    broker._write_config()
+    broker.lib.symlink_to(stack.kafka.lib, target_is_directory=True)
+    broker.cluster_id_file.write_text("-AxVy3kaQ6C1fPE9cmDGDw\n")
+    broker._format_storage(find_java())
+    assert "cluster.id=-AxVy3kaQ6C1fPE9cmDGDw" in (broker.data / "meta.properties").read_text()
 
 
 def test_missing_java_and_maven_are_explained(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):

@@ -131,8 +131,15 @@ def find_maven() -> str:
 
 
 def new_cluster_id() -> str:
-    """A KRaft cluster id in Kafka's Uuid text form (URL-safe base64 of 16 random bytes, unpadded)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    """A KRaft cluster id in Kafka's Uuid text form (URL-safe base64 of 16 random bytes, unpadded).
+
+    Like Kafka's own `Uuid.randomUuid`, ids that start with '-' are drawn again: command-line tools
+    would read such an id as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
 
 
 class KafkaBroker:
@@ -283,8 +290,7 @@ class KafkaBroker:
             "kafka.tools.StorageTool",
             "format",
             "-g",
-            "-t",
-            cluster_id,
+            f"--cluster-id={cluster_id}",  # one token, so an id that starts with '-' is not read as an option
             "-c",
             str(self.config),
         ]
