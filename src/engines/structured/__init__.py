@@ -1,0 +1,1 @@
+"""The structured-products engine: autocallable notes, their pricing, Greeks, lab, stress grid and PRIIPs indicators."""

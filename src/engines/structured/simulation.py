@@ -1,0 +1,332 @@
+"""From specs and market data to the kernel's arrays, and the block loop that runs them.
+
+A *group* is a set of products on the same underlyings (in the same order), simulated on one
+time grid that contains every product's observation dates, every ex-dividend date, daily points
+when a product monitors its barrier daily, and enough steps for local volatility and the
+continuous barrier's Brownian bridge. A *shift* is a market scenario (spot, volatility,
+correlation, rates, dividends, skew) applied to the base market; each shift reuses the same
+normals, which gives Greeks and stress P&L with common random numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from engines.structured import kernels
+from engines.structured.market import MarketData, forward
+from engines.structured.sampling import NormalSource, Sampler, path_blocks
+from engines.structured.spec import TRADING_DAYS_PER_YEAR, AutocallSpec
+
+Model = Literal["bs", "localvol"]
+LOCALVOL_STEPS_PER_YEAR = 52
+CONTINUOUS_STEPS_PER_YEAR = 52
+_BASKETS = {"worst_of": kernels.WORST_OF, "best_of": kernels.BEST_OF, "average": kernels.AVERAGE}
+_KI = {None: kernels.KI_NONE, "european": kernels.KI_EUROPEAN, "daily": kernels.KI_DAILY,
+       "continuous": kernels.KI_CONTINUOUS}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Shift:
+    """A market scenario relative to the base market (the identity by default).
+
+    `spot` multiplies each underlying's spot (performance stays relative to the strike fixing);
+    `vol_level` replaces every underlying's volatility level by a flat vol (local vol is scaled
+    to it); `vol_shift` adds to each underlying's vols; `correlation` sets every pairwise
+    correlation, `correlation_shift` adds to them; `rate_shift` and `dividend_shift` move the
+    rate and dividend-yield curves in parallel; `skew_steepening` multiplies the surface's skew.
+    """
+
+    name: str = "base"
+    spot: tuple[float, ...] | None = None
+    vol_level: float | None = None
+    vol_shift: tuple[float, ...] | None = None
+    correlation: float | None = None
+    correlation_shift: float = 0.0
+    rate_shift: float = 0.0
+    dividend_shift: float = 0.0
+    skew_steepening: float = 1.0
+
+
+@dataclass
+class ProductTable:
+    """The kernel's product arrays for a group (see `kernels` for the layout)."""
+
+    specs: list[AutocallSpec]
+    p_int: np.ndarray
+    p_flt: np.ndarray
+    p_step: np.ndarray
+    p_obs: np.ndarray
+    obs_times: list[np.ndarray]
+
+
+@dataclass
+class Group:
+    """Products on the same underlyings and their common simulation grid."""
+
+    underlyings: tuple[str, ...]
+    times: np.ndarray
+    table: ProductTable
+    model: Model
+    needs_bridge_steps: bool = False
+    indices: list[int] = field(default_factory=list)
+
+
+def simulation_grid(
+    specs: Sequence[AutocallSpec], market: MarketData, model: Model, steps_per_year: int | None = None
+) -> np.ndarray:
+    """All observation dates, ex-dividend dates and refinement points up to the longest maturity.
+
+    `steps_per_year` asks for at least that many evenly spaced steps (finer local-vol or
+    continuous-barrier discretisation); daily monitoring always gets 252 a year.
+    """
+    horizon = max(s.maturity_years for s in specs)
+    points = {0.0}
+    for s in specs:
+        points.update(np.round(s.observation_times(), 12).tolist())
+    for name in {u for s in specs for u in s.underlyings}:
+        for d in market.underlyings[name].dividends:
+            if d.time < horizon:
+                points.add(round(d.time, 12))
+    per_year = steps_per_year or 0
+    if model == "localvol":
+        per_year = max(per_year, LOCALVOL_STEPS_PER_YEAR)
+    if any(s.knock_in is not None and s.knock_in.monitoring == "continuous" for s in specs):
+        per_year = max(per_year, CONTINUOUS_STEPS_PER_YEAR)
+    if any(s.knock_in is not None and s.knock_in.monitoring == "daily" for s in specs):
+        per_year = max(per_year, TRADING_DAYS_PER_YEAR)
+    if per_year:
+        n = int(np.ceil(horizon * per_year - 1e-9))
+        points.update(np.round(np.linspace(0.0, horizon, n + 1), 12).tolist())
+    times = np.array(sorted(points))
+    keep = np.concatenate(([True], np.diff(times) > 1e-9))  # drop points that coincide to rounding
+    return times[keep]
+
+
+def product_table(specs: Sequence[AutocallSpec], times: np.ndarray, market: MarketData) -> ProductTable:
+    n_products = len(specs)
+    n_obs = max(len(s.observation_times()) for s in specs)
+    p_int = np.zeros((n_products, 5), dtype=np.int64)
+    p_flt = np.zeros((n_products, 5))
+    p_step = np.zeros((n_products, n_obs), dtype=np.int64)
+    p_obs = np.zeros((n_products, n_obs, 5))
+    obs_times = []
+    for p, s in enumerate(specs):
+        t = s.observation_times()
+        steps = np.searchsorted(times, t - 1e-9)
+        if np.any(np.abs(times[steps] - t) > 1e-9):
+            raise AssertionError("an observation date is missing from the simulation grid")
+        ki = s.knock_in
+        p_int[p] = (len(t), _BASKETS[s.basket], _KI[ki.monitoring if ki else None], int(s.coupon.memory), steps[-1])
+        p_flt[p] = (s.coupon.rate, ki.barrier if ki else 0.0, s.strike, s.downside_buffer, s.capital_protection)
+        p_step[p, : len(t)] = steps
+        periods = np.diff(np.concatenate(([0.0], t)))
+        coupon_barrier = np.full(len(t), s.coupon.barrier if s.coupon.conditional else -np.inf)
+        minus_ln_df = market.rates.integral(t) + s.funding_spread * t
+        p_obs[p, : len(t)] = np.column_stack([t, s.triggers(), coupon_barrier, periods, minus_ln_df])
+        obs_times.append(t)
+    return ProductTable(list(specs), p_int, p_flt, p_step, p_obs, obs_times)
+
+
+def make_groups(
+    specs: Sequence[AutocallSpec], market: MarketData, model: Model, steps_per_year: int | None = None
+) -> list[Group]:
+    """Group specs by underlyings (in order) so that each group shares one path set."""
+    by_key: dict[tuple[str, ...], list[int]] = {}
+    for i, s in enumerate(specs):
+        missing = [u for u in s.underlyings if u not in market.underlyings]
+        if missing:
+            raise KeyError(f"underlyings: no market data for {missing} (spec {s.name!r}); have {market.names}")
+        if s.currency != market.currency:
+            raise ValueError(
+                f"currency: the note pays in {s.currency} but the market data is for {market.currency} "
+                "(quanto notes are not supported)"
+            )
+        by_key.setdefault(tuple(s.underlyings), []).append(i)
+    groups = []
+    for key, idx in by_key.items():
+        members = [specs[i] for i in idx]
+        times = simulation_grid(members, market, model, steps_per_year)
+        groups.append(Group(key, times, product_table(members, times, market), model, indices=idx))
+    return groups
+
+
+@dataclass
+class MarketArrays:
+    """The kernel's market arrays for one group under one shift."""
+
+    x0: np.ndarray
+    ref: np.ndarray
+    chol: np.ndarray
+    growth: np.ndarray
+    sig: np.ndarray
+    div: np.ndarray
+    lnfwd: np.ndarray
+    lv_on: bool
+    lv: np.ndarray
+    lv_t: np.ndarray
+    lv_k: np.ndarray
+    lv_scale: np.ndarray
+    rate_shift: float
+    correlation_repaired: bool = False
+
+
+def market_arrays(group: Group, market: MarketData, shift: Shift, surfaces: dict | None = None) -> MarketArrays:
+    """Build the per-step market arrays of `group` under `shift` (see the `kernels` layout)."""
+    names = list(group.underlyings)
+    n_assets = len(names)
+    times = group.times
+    t0, t1 = times[:-1], times[1:]
+    dt = t1 - t0
+    spot_mult = np.ones(n_assets) if shift.spot is None else np.asarray(shift.spot, dtype=np.float64)
+    if spot_mult.shape != (n_assets,) or np.any(spot_mult <= 0):
+        raise ValueError(f"spot: give one positive multiplier per underlying ({n_assets})")
+    vol_add = np.zeros(n_assets) if shift.vol_shift is None else np.asarray(shift.vol_shift, dtype=np.float64)
+    growth = np.empty((len(dt), n_assets))
+    sig = np.empty((len(dt), n_assets))
+    div = np.zeros((len(dt), n_assets))
+    lnfwd = np.empty((len(dt), n_assets))
+    ref = np.empty(n_assets)
+    x0 = np.empty(n_assets)
+    rate_int = market.rates.integral(t1) - market.rates.integral(t0)
+    for a, name in enumerate(names):
+        u = market.underlyings[name]
+        ref[a] = u.spot
+        x0[a] = np.log(u.spot * spot_mult[a])
+        q_int = u.dividend_yield.integral(t1) - u.dividend_yield.integral(t0)
+        growth[:, a] = (rate_int - q_int) / dt + shift.rate_shift - shift.dividend_shift
+        for d in u.dividends:
+            k = np.searchsorted(t1, d.time - 1e-9)
+            if k < len(dt) and abs(t1[k] - d.time) < 1e-9:
+                div[k, a] += d.amount * spot_mult[a]
+        lnfwd[:, a] = np.log(forward(market, name, t0) * spot_mult[a])
+        vt, vv = u.atm_vols()
+        if shift.vol_level is not None:
+            vv = np.full_like(vv, shift.vol_level)
+        vv = vv + vol_add[a]
+        if np.any(vv <= 0):
+            raise ValueError(f"vol_shift: the shifted volatility of {name} is not positive")
+        total_var = np.interp(np.concatenate([t0, t1]), np.concatenate([[0.0], vt]),
+                              np.concatenate([[0.0], vv**2 * vt]), right=np.nan)  # fmt: skip
+        tv0, tv1 = total_var[: len(dt)], total_var[len(dt) :]
+        beyond = np.isnan(tv1)  # flat vol beyond the last node
+        tv1 = np.where(beyond, vv[-1] ** 2 * t1, tv1)
+        tv0 = np.where(np.isnan(tv0), vv[-1] ** 2 * t0, tv0)
+        sig[:, a] = np.sqrt(np.maximum(tv1 - tv0, 0.0) / dt)
+    corr = market.correlation_for(names)
+    c = corr.matrix.copy()
+    off = ~np.eye(n_assets, dtype=bool)
+    if shift.correlation is not None:
+        c[off] = shift.correlation
+    c[off] = np.clip(c[off] + shift.correlation_shift, -0.999, 0.999)
+    w = np.linalg.eigvalsh(c)
+    if w.min() < 1e-12:
+        raise ValueError(
+            f"correlation: the scenario's correlation matrix is not positive definite (lowest {w.min():.3g})"
+        )
+    chol = np.linalg.cholesky(c)
+    lv_on = group.model == "localvol"
+    if lv_on:
+        if surfaces is None:
+            raise ValueError("model: local volatility needs calibrated surfaces")
+        lv_t, lv_k, grids, atm = surfaces["t"], surfaces["k"], [], []
+        for name in names:
+            grid, level = surfaces[name](shift.skew_steepening)
+            grids.append(grid)
+            atm.append(level)
+        lv = np.stack(grids)
+        scale = np.ones(n_assets)
+        if shift.vol_level is not None:
+            scale = shift.vol_level / np.asarray(atm)
+        scale = scale + vol_add / np.asarray(atm)
+    else:
+        lv_t, lv_k = np.zeros(1), np.zeros(1)
+        lv = np.zeros((n_assets, 1, 1))
+        scale = np.ones(n_assets)
+    return MarketArrays(x0, ref, chol, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k, scale, shift.rate_shift,
+                        corr.repaired)  # fmt: skip
+
+
+@dataclass
+class GroupRun:
+    """Per-path results of one group under each shift: arrays [shift, product, path]."""
+
+    pv_red: np.ndarray
+    pv_cpn: np.ndarray
+    pairs: bool
+    call_idx: np.ndarray | None = None
+    ki_prob: np.ndarray | None = None
+    life: np.ndarray | None = None
+    redemption: np.ndarray | None = None
+    irr: np.ndarray | None = None
+
+
+def run_group(
+    group: Group,
+    market: MarketData,
+    shifts: Sequence[Shift],
+    *,
+    paths: int,
+    seed: int,
+    sampler: Sampler = "pseudo",
+    antithetic: bool = True,
+    details: bool = False,
+    surfaces: dict | None = None,
+    first_path: int = 0,
+    dtype: type = np.float64,
+) -> GroupRun:
+    """Simulate `paths` paths of the group under each shift (same normals for all) and value its products.
+
+    Per-path values are kept (as `dtype`) for the statistics; details are recorded for shift 0 only.
+    With antithetic sampling, the per-path arrays are reordered so that path i and path
+    i + paths/2 are an antithetic pair across the whole run.
+    """
+    table = group.table
+    n_products = table.p_int.shape[0]
+    source = NormalSource(group.times, len(group.underlyings), seed, sampler, antithetic)
+    arrays = [market_arrays(group, market, s, surfaces) for s in shifts]
+    t_grid = group.times
+    dt = np.diff(t_grid)
+    pv_red = np.empty((len(shifts), n_products, paths), dtype=dtype)
+    pv_cpn = np.empty((len(shifts), n_products, paths), dtype=dtype)
+    det = {}
+    if details:
+        det = {
+            "call_idx": np.empty((n_products, paths), dtype=np.int16),
+            "ki_prob": np.empty((n_products, paths), dtype=np.float32),
+            "life": np.empty((n_products, paths), dtype=np.float32),
+            "redemption": np.empty((n_products, paths), dtype=np.float32),
+            "irr": np.empty((n_products, paths), dtype=np.float32),
+        }
+    half = paths // 2
+    for start, n in path_blocks(paths, first_path):
+        z = source.block(start, n)
+        red = np.empty((n_products, n))
+        cpn = np.empty((n_products, n))
+        b_call = np.empty((n_products, n), dtype=np.int64)
+        b_ki, b_life, b_red, b_irr = (np.empty((n_products, n)) for _ in range(4))
+        offset = start - first_path
+        if antithetic:  # first half of the block → [offset/2, ...), mirrors → [half + offset/2, ...)
+            h = n // 2
+            cols = np.concatenate(
+                [np.arange(offset // 2, offset // 2 + h), half + np.arange(offset // 2, offset // 2 + h)]
+            )
+        else:
+            cols = np.arange(offset, offset + n)
+        for s, m in enumerate(arrays):
+            want = details and s == 0
+            kernels.run_block(z, m.chol, m.x0, m.ref, t_grid, dt, m.growth, m.sig, m.div, m.lnfwd, m.lv_on, m.lv,
+                              m.lv_t, m.lv_k, m.lv_scale, m.rate_shift, table.p_int, table.p_flt, table.p_step,
+                              table.p_obs, want, red, cpn, b_call, b_ki, b_life, b_red, b_irr)  # fmt: skip
+            pv_red[s][:, cols] = red
+            pv_cpn[s][:, cols] = cpn
+            if want:
+                det["call_idx"][:, cols] = b_call
+                det["ki_prob"][:, cols] = b_ki
+                det["life"][:, cols] = b_life
+                det["redemption"][:, cols] = b_red
+                det["irr"][:, cols] = b_irr
+    return GroupRun(pv_red, pv_cpn, antithetic, **det)
