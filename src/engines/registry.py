@@ -30,6 +30,7 @@ Combiner = Callable[[list[dict[str, Any]]], dict[str, Any]]
 ENGINE_MODULES: tuple[str, ...] = (
     "engines.common.black_scholes",
     "engines.common.montecarlo",
+    "engines.structured.kinds",
 )
 """Modules that register kinds when imported; add a desk's engine module here."""
 

@@ -14,7 +14,7 @@ rate on a fixed path set, so the fair coupon for a target issuer margin is solve
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -146,78 +146,221 @@ def _fair_coupon(red: float, cpn: float, margin: float | None) -> float | None:
     return float((1.0 - margin - red) / cpn)
 
 
-def _group_results(group: Group, run: GroupRun, shifts: list[Shift], options: PricingOptions) -> list[PriceResult]:
+IRR_BIN_EDGES = np.linspace(-1.0, 1.0, 4001)
+"""IRR histogram bins (0.05% wide): percentiles of chunked runs combine exactly through the histogram."""
+
+
+@dataclass
+class ProductStats:
+    """Sufficient statistics of one product over a range of paths; chunks combine by adding them.
+
+    `samples` counts the independent samples (antithetic pairs or single paths); `value_sum[s]`
+    and `value_sq[s]` are the sum and sum of squares of the sample values under shift s.
+    """
+
+    name: str
+    shifts: list[str]
+    n_assets: int
+    coupon_rate: float
+    samples: int
+    paths: int
+    value_sum: list[float]
+    value_sq: list[float]
+    redemption_sum: float
+    coupon_sum: float
+    autocall_counts: list[int]
+    knock_in_sum: float
+    life_sum: float
+    loss_count: int
+    loss_redemption_sum: float
+    irr_sum: float
+    irr_histogram: list[int]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ProductStats:
+        return cls(**data)
+
+    def __add__(self, other: ProductStats) -> ProductStats:
+        if (self.name, self.shifts, self.coupon_rate) != (other.name, other.shifts, other.coupon_rate):
+            raise ValueError(f"cannot add the statistics of {self.name!r} and {other.name!r}: different runs")
+
+        def add(a: list, b: list) -> list:
+            return (np.asarray(a) + np.asarray(b)).tolist()
+
+        return ProductStats(
+            self.name, self.shifts, self.n_assets, self.coupon_rate, self.samples + other.samples,
+            self.paths + other.paths, add(self.value_sum, other.value_sum), add(self.value_sq, other.value_sq),
+            self.redemption_sum + other.redemption_sum, self.coupon_sum + other.coupon_sum,
+            add(self.autocall_counts, other.autocall_counts), self.knock_in_sum + other.knock_in_sum,
+            self.life_sum + other.life_sum, self.loss_count + other.loss_count,
+            self.loss_redemption_sum + other.loss_redemption_sum, self.irr_sum + other.irr_sum,
+            add(self.irr_histogram, other.irr_histogram),
+        )  # fmt: skip
+
+
+def _samples(values: np.ndarray, pairs: bool) -> np.ndarray:
+    if pairs:
+        half = values.shape[-1] // 2
+        return 0.5 * (values[..., :half].astype(np.float64) + values[..., half : 2 * half])
+    return values.astype(np.float64)
+
+
+def _group_stats(group: Group, run: GroupRun, shifts: list[Shift]) -> list[ProductStats]:
     table = group.table
     rates = table.p_flt[:, 0]
-    pv = run.pv_red + rates[None, :, None] * run.pv_cpn
-    mean, se = mean_and_stderr(pv, run.pairs)
-    red_mean, _ = mean_and_stderr(run.pv_red[0], run.pairs)
-    cpn_mean, _ = mean_and_stderr(run.pv_cpn[0], run.pairs)
-    by_name = {s.name: mean[i] for i, s in enumerate(shifts)}
-    greeks = greeks_from(by_name, mean[0], len(group.underlyings), options.greeks)
+    y = _samples(run.pv_red + rates[None, :, None] * run.pv_cpn, run.pairs)
+    red = _samples(run.pv_red[0], run.pairs)
+    cpn = _samples(run.pv_cpn[0], run.pairs)
     assert run.call_idx is not None and run.ki_prob is not None and run.life is not None
     assert run.redemption is not None and run.irr is not None
-    results = []
+    out = []
     for p, spec in enumerate(table.specs):
         n_obs = int(table.p_int[p, 0])
         called = run.call_idx[p]
-        counts = np.bincount(called[called >= 0], minlength=n_obs)[:n_obs] / called.size
         not_called = called < 0
         loss = not_called & (run.redemption[p] < 1.0 - 1e-9)
-        irr = run.irr[p]
-        warnings = []
-        if options.sampler == "sobol" and options.paths & (options.paths - 1):
-            warnings.append(
-                "Sobol points are best used in powers of two; the standard error is a pseudo-random estimate"
-            )
-        results.append(
-            PriceResult(
+        irr = np.clip(run.irr[p], IRR_BIN_EDGES[0], IRR_BIN_EDGES[-1])
+        out.append(
+            ProductStats(
                 name=spec.name,
-                price=float(mean[0, p]),
-                stderr=float(se[0, p]),
+                shifts=[s.name for s in shifts],
+                n_assets=len(group.underlyings),
                 coupon_rate=float(rates[p]),
-                coupon_value=float(rates[p] * cpn_mean[p]),
-                fair_coupon=_fair_coupon(float(red_mean[p]), float(cpn_mean[p]), options.target_margin),
-                autocall_probability=counts.tolist(),
-                expected_life_years=float(run.life[p].mean(dtype=np.float64)),
-                knock_in_probability=float(np.where(not_called, run.ki_prob[p], 0.0).mean(dtype=np.float64)),
-                capital_loss_probability=float(loss.mean()),
-                expected_redemption_if_loss=float(run.redemption[p][loss].mean()) if loss.any() else None,
-                irr_percentiles={
-                    f"p{q}": float(v) for q, v in zip(IRR_PERCENTILES, np.percentile(irr, IRR_PERCENTILES), strict=True)
-                },
-                irr_mean=float(irr.mean(dtype=np.float64)),
-                greeks=greeks[p],
-                paths=options.paths,
-                seed=options.seed,
-                sampler=options.sampler,
-                model=options.model,
-                warnings=warnings,
+                samples=int(y.shape[-1]),
+                paths=int(called.size),
+                value_sum=y[:, p].sum(axis=-1).tolist(),
+                value_sq=(y[:, p] ** 2).sum(axis=-1).tolist(),
+                redemption_sum=float(red[p].sum()),
+                coupon_sum=float(cpn[p].sum()),
+                autocall_counts=np.bincount(called[called >= 0], minlength=n_obs)[:n_obs].tolist(),
+                knock_in_sum=float(np.where(not_called, run.ki_prob[p], 0.0).sum(dtype=np.float64)),
+                life_sum=float(run.life[p].sum(dtype=np.float64)),
+                loss_count=int(loss.sum()),
+                loss_redemption_sum=float(run.redemption[p][loss].sum(dtype=np.float64)),
+                irr_sum=float(run.irr[p].sum(dtype=np.float64)),
+                irr_histogram=np.histogram(irr, IRR_BIN_EDGES)[0].tolist(),
             )
         )
-    return results
+    return out
 
 
-def price_many(
-    specs: Sequence[AutocallSpec], market: MarketData, options: PricingOptions = PricingOptions(), *, surfaces=None
-) -> list[PriceResult]:
-    """Price every spec (in the given order) with the requested Greeks; products on the same underlyings share paths."""
+def _histogram_percentiles(counts: np.ndarray, percentiles: Sequence[float]) -> list[float]:
+    cum = np.cumsum(counts)
+    total = cum[-1]
+    out = []
+    for q in percentiles:
+        target = q / 100 * total
+        i = int(np.searchsorted(cum, target))
+        i = min(i, len(counts) - 1)
+        before = cum[i - 1] if i else 0
+        frac = (target - before) / counts[i] if counts[i] else 0.5
+        out.append(float(IRR_BIN_EDGES[i] + frac * (IRR_BIN_EDGES[i + 1] - IRR_BIN_EDGES[i])))
+    return out
+
+
+def result_from_stats(stats: ProductStats, options: PricingOptions) -> PriceResult:
+    """The price and risk figures of a product from its (possibly combined) statistics."""
+    n = stats.samples
+    mean = np.asarray(stats.value_sum) / n
+    var = (np.asarray(stats.value_sq) - n * mean**2) / max(n - 1, 1)
+    se = np.sqrt(np.maximum(var, 0.0) / n)
+    by_name = {name: np.array([mean[i]]) for i, name in enumerate(stats.shifts)}
+    greeks = greeks_from(by_name, np.array([mean[0]]), stats.n_assets, options.greeks)[0]
+    red, cpn = stats.redemption_sum / n, stats.coupon_sum / n
+    warnings = []
+    if options.sampler == "sobol" and stats.paths & (stats.paths - 1):
+        warnings.append("Sobol points are best used in powers of two; the standard error is a pseudo-random estimate")
+    counts = np.asarray(stats.irr_histogram)
+    return PriceResult(
+        name=stats.name,
+        price=float(mean[0]),
+        stderr=float(se[0]),
+        coupon_rate=stats.coupon_rate,
+        coupon_value=float(stats.coupon_rate * cpn),
+        fair_coupon=_fair_coupon(red, cpn, options.target_margin),
+        autocall_probability=(np.asarray(stats.autocall_counts) / stats.paths).tolist(),
+        expected_life_years=stats.life_sum / stats.paths,
+        knock_in_probability=stats.knock_in_sum / stats.paths,
+        capital_loss_probability=stats.loss_count / stats.paths,
+        expected_redemption_if_loss=stats.loss_redemption_sum / stats.loss_count if stats.loss_count else None,
+        irr_percentiles={
+            f"p{q}": v for q, v in zip(IRR_PERCENTILES, _histogram_percentiles(counts, IRR_PERCENTILES), strict=True)
+        },
+        irr_mean=stats.irr_sum / stats.paths,
+        greeks=greeks,
+        paths=stats.paths,
+        seed=options.seed,
+        sampler=options.sampler,
+        model=options.model,
+        warnings=warnings,
+    )
+
+
+def price_stats(
+    specs: Sequence[AutocallSpec],
+    market: MarketData,
+    options: PricingOptions = PricingOptions(),
+    *,
+    first_path: int = 0,
+    paths: int | None = None,
+    surfaces: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ProductStats]:
+    """Statistics of every spec over paths [first_path, first_path + paths) (all of `options.paths` by default).
+
+    A run split into path ranges that start on block boundaries draws exactly the normals of the
+    unsplit run, so adding the ranges' statistics reproduces it. `progress(done, total)` reports
+    path-scenarios simulated.
+    """
     if not specs:
         raise ValueError("specs: give at least one product")
-    if options.antithetic and options.paths % 2:
-        raise ValueError(f"paths: antithetic sampling needs an even path count, got {options.paths}")
+    paths = options.paths if paths is None else paths
+    if options.antithetic and paths % 2:
+        raise ValueError(f"paths: antithetic sampling needs an even path count, got {paths}")
     if options.model == "localvol" and surfaces is None:
         from engines.structured.localvol import surfaces_for
 
         surfaces = surfaces_for(market, {u for s in specs for u in s.underlyings})
-    out: list[PriceResult | None] = [None] * len(specs)
-    for group in make_groups(specs, market, options.model, options.steps_per_year):
-        shifts = [Shift(), *greek_shifts(len(group.underlyings), options.greeks)]
-        run = run_group(group, market, shifts, paths=options.paths, seed=options.seed, sampler=options.sampler,
-                        antithetic=options.antithetic, details=True, surfaces=surfaces)  # fmt: skip
-        for i, res in zip(group.indices, _group_results(group, run, shifts, options), strict=True):
-            out[i] = res
-    return [r for r in out if r is not None]
+    out: list[ProductStats | None] = [None] * len(specs)
+    groups = make_groups(specs, market, options.model, options.steps_per_year)
+    plan = [[Shift(), *greek_shifts(len(g.underlyings), options.greeks)] for g in groups]
+    tick = _progress_counter(progress, paths * sum(len(p) for p in plan))
+    for group, shifts in zip(groups, plan, strict=True):
+        run = run_group(group, market, shifts, paths=paths, seed=options.seed, sampler=options.sampler,
+                        antithetic=options.antithetic, details=True, surfaces=surfaces,
+                        first_path=first_path, progress=tick)  # fmt: skip
+        for i, st in zip(group.indices, _group_stats(group, run, shifts), strict=True):
+            out[i] = st
+    return [st for st in out if st is not None]
+
+
+def _progress_counter(progress: Callable[[int, int], None] | None, total: int) -> Callable[[int], None] | None:
+    if progress is None:
+        return None
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(done, total)
+
+    return tick
+
+
+def price_many(
+    specs: Sequence[AutocallSpec],
+    market: MarketData,
+    options: PricingOptions = PricingOptions(),
+    *,
+    surfaces: Any = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[PriceResult]:
+    """Price every spec (in the given order) with the requested Greeks; products on the same underlyings share paths."""
+    stats = price_stats(specs, market, options, surfaces=surfaces, progress=progress)
+    return [result_from_stats(st, options) for st in stats]
 
 
 def price(spec: AutocallSpec, market: MarketData, options: PricingOptions = PricingOptions()) -> PriceResult:

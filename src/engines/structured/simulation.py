@@ -10,7 +10,7 @@ normals, which gives Greeks and stress P&L with common random numbers.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -277,10 +277,12 @@ def run_group(
     surfaces: dict | None = None,
     first_path: int = 0,
     dtype: type = np.float64,
+    progress: Callable[[int], None] | None = None,
 ) -> GroupRun:
     """Simulate `paths` paths of the group under each shift (same normals for all) and value its products.
 
     Per-path values are kept (as `dtype`) for the statistics; details are recorded for shift 0 only.
+    `progress(n)` is called with the number of path-scenarios done after each block.
     With antithetic sampling, the per-path arrays are reordered so that path i and path
     i + paths/2 are an antithetic pair across the whole run.
     """
@@ -329,4 +331,6 @@ def run_group(
                 det["life"][:, cols] = b_life
                 det["redemption"][:, cols] = b_red
                 det["irr"][:, cols] = b_irr
+        if progress is not None:
+            progress(n * len(arrays))
     return GroupRun(pv_red, pv_cpn, antithetic, **det)

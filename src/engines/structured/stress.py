@@ -23,7 +23,7 @@ The issuer has sold the note at par and is short it. For each variation the repo
 from __future__ import annotations
 
 import itertools
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -186,8 +186,12 @@ def stress_test(
     stress_options: StressOptions = StressOptions(),
     *,
     surfaces: Any = None,
+    progress: Callable[[int, int], None] | None = None,
 ) -> StressReport:
-    """Revalue every spec under every scenario (and a spot ladder) and report the issuer's risk."""
+    """Revalue every spec under every scenario (and a spot ladder) and report the issuer's risk.
+
+    `progress(done, total)` reports path-scenarios simulated.
+    """
     scenarios = list(default_scenarios() if scenarios is None else scenarios)
     if not specs:
         raise ValueError("specs: give at least one product")
@@ -196,9 +200,19 @@ def stress_test(
 
         surfaces = surfaces_for(market, {u for s in specs for u in s.underlyings})
     results: list[StressResult | None] = [None] * len(specs)
-    for group in make_groups(specs, market, options.model, options.steps_per_year):
-        for i, res in zip(group.indices, _stress_group(group, market, options, scenarios, stress_options, surfaces),
-                          strict=True):  # fmt: skip
+    groups = make_groups(specs, market, options.model, options.steps_per_year)
+    per_group = 1 + 2 * max(len(g.underlyings) for g in groups) + len(LADDER) + len(scenarios)
+    done = 0
+
+    def tick(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, options.paths * per_group * len(groups))
+
+    for group in groups:
+        found = _stress_group(group, market, options, scenarios, stress_options, surfaces, tick)
+        for i, res in zip(group.indices, found, strict=True):
             results[i] = res
     return StressReport(scenarios, [r for r in results if r is not None], options.paths, options.seed, options.model)
 
@@ -210,6 +224,7 @@ def _stress_group(
     scenarios: list[ScenarioSpec],
     stress_options: StressOptions,
     surfaces: Any,
+    tick: Callable[[int], None],
 ) -> list[StressResult]:
     n_assets = len(group.underlyings)
     table = group.table
@@ -228,7 +243,7 @@ def _stress_group(
     for start in range(0, len(shifts), chunk):
         part = shifts[start : start + chunk]
         run = run_group(group, market, part, paths=options.paths, seed=options.seed, sampler=options.sampler,
-                        antithetic=options.antithetic, surfaces=surfaces, dtype=np.float32)  # fmt: skip
+                        antithetic=options.antithetic, surfaces=surfaces, dtype=np.float32, progress=tick)  # fmt: skip
         for j in range(len(part)):
             pv = run.pv_red[j].astype(np.float64) + rates[:, None] * run.pv_cpn[j]
             means[start + j], ses[start + j] = mean_and_stderr(pv, run.pairs)
