@@ -219,15 +219,17 @@ def market_arrays(group: Group, market: MarketData, shift: Shift, surfaces: dict
     corr = market.correlation_for(names)
     c = corr.matrix.copy()
     off = ~np.eye(n_assets, dtype=bool)
-    if shift.correlation is not None:
-        c[off] = shift.correlation
-    c[off] = np.clip(c[off] + shift.correlation_shift, -0.999, 0.999)
-    w = np.linalg.eigvalsh(c)
-    if w.min() < 1e-12:
-        raise ValueError(
-            f"correlation: the scenario's correlation matrix is not positive definite (lowest {w.min():.3g})"
-        )
-    chol = np.linalg.cholesky(c)
+    if shift.correlation is not None or shift.correlation_shift:
+        if shift.correlation is not None:
+            c[off] = shift.correlation
+        c[off] = np.clip(c[off] + shift.correlation_shift, -0.999, 0.999)
+        lowest = float(np.linalg.eigvalsh(c).min())
+        if lowest < -1e-12:
+            raise ValueError(
+                f"correlation: scenario {shift.name!r} makes the correlation matrix indefinite (lowest eigenvalue "
+                f"{lowest:.3g})"
+            )
+    chol = psd_cholesky(c)
     lv_on = group.model == "localvol"
     if lv_on:
         if surfaces is None:
@@ -248,6 +250,24 @@ def market_arrays(group: Group, market: MarketData, shift: Shift, surfaces: dict
         scale = np.ones(n_assets)
     return MarketArrays(x0, ref, chol, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k, scale, shift.rate_shift,
                         corr.repaired)  # fmt: skip
+
+
+def psd_cholesky(c: np.ndarray, tol: float = 1e-12) -> np.ndarray:
+    """A lower-triangular L with L Lᵀ = c for a positive semi-definite c (a zero pivot gives a zero column).
+
+    Unlike `numpy.linalg.cholesky` it accepts singular matrices, such as perfectly correlated underlyings.
+    """
+    n = c.shape[0]
+    lower = np.zeros_like(c)
+    for j in range(n):
+        d = c[j, j] - lower[j, :j] @ lower[j, :j]
+        if d < -1e-9:
+            raise ValueError(f"correlation: matrix is not positive semi-definite (pivot {j} is {d:.3g})")
+        if d <= tol:
+            continue
+        lower[j, j] = np.sqrt(d)
+        lower[j + 1 :, j] = (c[j + 1 :, j] - lower[j + 1 :, :j] @ lower[j, :j]) / lower[j, j]
+    return lower
 
 
 @dataclass
