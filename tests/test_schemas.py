@@ -27,6 +27,7 @@ from bus.schemas import (
     render,
     schema_path,
 )
+from risklab.documents import DOCUMENTS
 
 ROOT = Path(__file__).resolve().parents[1]
 COMMITTED = ROOT / "schemas"
@@ -37,15 +38,15 @@ TYPE = "test.order_placed"
 
 
 def test_committed_schemas_match_the_catalog() -> None:
-    problems = check_schemas(load_catalog(), COMMITTED)
+    problems = check_schemas(load_catalog(), COMMITTED, DOCUMENTS)
     assert not problems, "schemas/ is out of date with the event catalog:\n" + "\n".join(map(str, problems))
 
 
 def test_export_is_deterministic_and_matches_the_committed_files(tmp_path: Path) -> None:
     catalog = load_catalog()
-    first = export_schemas(catalog, tmp_path)
+    first = export_schemas(catalog, tmp_path, DOCUMENTS)
     contents = {p: p.read_bytes() for p in first}
-    second = export(catalog, tmp_path)
+    second = export(catalog, tmp_path, DOCUMENTS)
     assert {e.status for e in second} == {"unchanged"}
     assert {p: p.read_bytes() for p in first} == contents
     for path, content in contents.items():
@@ -53,6 +54,24 @@ def test_export_is_deterministic_and_matches_the_committed_files(tmp_path: Path)
         assert (COMMITTED / path.relative_to(tmp_path)).read_bytes() == content
     envelope = json.loads((tmp_path / "envelope" / "v1.json").read_text())
     assert envelope["$id"] == "risklab:envelope/v1"
+
+
+def test_product_spec_schema_is_published_and_validates_a_spec() -> None:
+    from engines.structured.spec import AutocallSpec
+
+    document = json.loads((COMMITTED / "structured.autocall_spec" / "v1.json").read_text())
+    assert document["x-risklab"] == {"kind": "document", "name": "structured.autocall_spec", "version": 1}
+    assert "autocallable" in document["description"]
+    validator = Draft202012Validator(document)
+    spec = AutocallSpec(underlyings=["SX5E", "SPX"]).model_dump(mode="json")
+    assert not list(validator.iter_errors(spec))
+    assert list(validator.iter_errors({**spec, "underlyings": []}))  # 1 to 5 underlyings, as the model says
+
+
+def test_a_dropped_document_schema_is_reported(tmp_path: Path) -> None:
+    export_schemas(load_catalog(), tmp_path, DOCUMENTS)
+    problems = check_schemas(load_catalog(), tmp_path, DOCUMENTS[1:])
+    assert any(p.event_type == DOCUMENTS[0].name and "no longer in the event catalog" in p.message for p in problems)
 
 
 def test_published_document_carries_the_catalog_entry() -> None:

@@ -23,7 +23,7 @@ import inspect
 import json
 import pkgutil
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -107,6 +107,34 @@ def event_schema(model: type[Event]) -> dict[str, Any]:
     return document
 
 
+@dataclass(frozen=True)
+class Document:
+    """A boundary model that is not an event (a product spec, market data, options), published beside them.
+
+    Its files are `schemas/<name>/v<version>.json`; `name` contains a dot like an event type. A
+    breaking change needs a new version, and the old version's file stays as the record.
+    """
+
+    name: str
+    version: int
+    model: type[BaseModel]
+
+
+def document_schema(document: Document) -> dict[str, Any]:
+    """The published JSON Schema of a boundary document model."""
+    out = document.model.model_json_schema(mode="validation")
+    out.update(
+        {
+            "$schema": JSON_SCHEMA_DIALECT,
+            "$id": f"risklab:document/{document.name}/v{document.version}",
+            "title": out.get("title", document.model.__name__),
+            "x-risklab": {"kind": "document", "name": document.name, "version": document.version},
+        }
+    )
+    _set_description(out, document.model)
+    return out
+
+
 def envelope_schema() -> dict[str, Any]:
     """The published JSON Schema of the envelope every event travels in."""
     document = Envelope.model_json_schema(mode="validation")
@@ -156,10 +184,12 @@ class _Expected:
     document: dict[str, Any]
 
 
-def _expected(catalog: EventCatalog) -> Iterator[_Expected]:
+def _expected(catalog: EventCatalog, documents: Sequence[Document] = ()) -> Iterator[_Expected]:
     yield _Expected(ENVELOPE, ENVELOPE_VERSION, envelope_schema())
     for model in catalog:
         yield _Expected(model.event_type, model.event_version, event_schema(model))
+    for document in documents:
+        yield _Expected(document.name, document.version, document_schema(document))
 
 
 # -- export ---------------------------------------------------------------------------------
@@ -173,12 +203,12 @@ class ExportedSchema:
     status: str
 
 
-def export(catalog: EventCatalog, directory: Path) -> list[ExportedSchema]:
-    """Write every schema of the catalog (see `export_schemas`), saying what changed per file."""
+def export(catalog: EventCatalog, directory: Path, documents: Sequence[Document] = ()) -> list[ExportedSchema]:
+    """Write every schema of the catalog and documents (see `export_schemas`), saying what changed per file."""
     directory = Path(directory)
     planned: list[tuple[Path, str, str]] = []
     refused: list[BreakingChange] = []
-    for entry in _expected(catalog):
+    for entry in _expected(catalog, documents):
         path = schema_path(directory, entry.event_type, entry.version)
         text = render(entry.document)
         if not path.exists():
@@ -208,7 +238,7 @@ def export(catalog: EventCatalog, directory: Path) -> list[ExportedSchema]:
     return [ExportedSchema(path, status) for path, _, status in planned]
 
 
-def export_schemas(catalog: EventCatalog, directory: Path) -> list[Path]:
+def export_schemas(catalog: EventCatalog, directory: Path, documents: Sequence[Document] = ()) -> list[Path]:
     """Write `<directory>/<type>/v<N>.json` for every registered type and version, and
     `<directory>/envelope/v1.json`; return their paths.
 
@@ -216,22 +246,29 @@ def export_schemas(catalog: EventCatalog, directory: Path) -> list[Path]:
     breaking change raises `SchemaCompatibilityError` (naming type, version and each difference)
     and writes nothing. Files of versions no longer registered are kept.
     """
-    return [exported.path for exported in export(catalog, directory)]
+    return [exported.path for exported in export(catalog, directory, documents)]
 
 
 # -- check ----------------------------------------------------------------------------------
 
 
-def check_schemas(catalog: EventCatalog, directory: Path) -> list[SchemaProblem]:
-    """Everything that keeps `directory` from being the catalog's published contract; empty = fine."""
+def check_schemas(
+    catalog: EventCatalog, directory: Path, documents: Sequence[Document] = ()
+) -> list[SchemaProblem]:
+    """Everything that keeps `directory` from being the published contract of the catalog and documents."""
     directory = Path(directory)
     problems: list[SchemaProblem] = []
     on_disk = _published_versions(directory, problems)
 
-    for entry in _expected(catalog):
+    for entry in _expected(catalog, documents):
         problems += _check_file(directory, entry)
 
-    for event_type in sorted(set(on_disk) - set(catalog.types()) - {ENVELOPE}):
+    for document in documents:
+        for version in sorted(v for v in on_disk.get(document.name, {}) if v > document.version):
+            problems.append(
+                SchemaProblem(document.name, version, f"published, but the latest version is v{document.version}")
+            )
+    for event_type in sorted(set(on_disk) - set(catalog.types()) - {ENVELOPE} - {d.name for d in documents}):
         problems.append(
             SchemaProblem(
                 event_type,
@@ -339,11 +376,12 @@ def main_export(
     directory: Path = DEFAULT_DIRECTORY,
     catalog: EventCatalog | None = None,
     echo: Callable[[str], None] = print,
+    documents: Sequence[Document] = (),
 ) -> int:
     """`risklab schemas export`: write the schemas; 0 on success, 1 when a breaking change is refused."""
     catalog = catalog if catalog is not None else load_catalog()
     try:
-        exported = export(catalog, directory)
+        exported = export(catalog, directory, documents)
     except SchemaCompatibilityError as exc:
         echo(str(exc))
         return 1
@@ -358,10 +396,11 @@ def main_check(
     directory: Path = DEFAULT_DIRECTORY,
     catalog: EventCatalog | None = None,
     echo: Callable[[str], None] = print,
+    documents: Sequence[Document] = (),
 ) -> int:
     """`risklab schemas check`: print each problem; 0 when the schemas are current, 1 otherwise."""
     catalog = catalog if catalog is not None else load_catalog()
-    problems = check_schemas(catalog, directory)
+    problems = check_schemas(catalog, directory, documents)
     for problem in problems:
         echo(str(problem))
     if problems:

@@ -198,8 +198,9 @@ def replay() -> None:
 def schemas_export(directory: Annotated[Path, typer.Option(help="Schema folder.")] = Path("schemas")) -> None:
     """Write schemas/<type>/v<N>.json for every event type; refuses breaking changes without a version bump."""
     from bus.schemas import main_export
+    from risklab.documents import DOCUMENTS
 
-    code = main_export(directory, echo=lambda s: console.print(s, highlight=False))
+    code = main_export(directory, echo=lambda s: console.print(s, highlight=False), documents=DOCUMENTS)
     raise typer.Exit(code)
 
 
@@ -207,8 +208,9 @@ def schemas_export(directory: Annotated[Path, typer.Option(help="Schema folder."
 def schemas_check(directory: Annotated[Path, typer.Option(help="Schema folder.")] = Path("schemas")) -> None:
     """Fail when schemas are stale, or when a change breaks a version without a bump and an upcaster."""
     from bus.schemas import main_check
+    from risklab.documents import DOCUMENTS
 
-    code = main_check(directory, echo=lambda s: console.print(s, highlight=False))
+    code = main_check(directory, echo=lambda s: console.print(s, highlight=False), documents=DOCUMENTS)
     raise typer.Exit(code)
 
 

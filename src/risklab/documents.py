@@ -1,0 +1,26 @@
+"""The boundary documents that are not events, published in schemas/ beside the event catalog.
+
+Users write these by hand (a product spec, market data, a lab grid, stress scenarios, pricing
+options) and send them to the CLI, the API or the compute kinds, so their JSON Schemas are part
+of the public contract and versioned like events.
+"""
+
+from __future__ import annotations
+
+from bus.schemas import Document
+from engines.structured.kid import KidOptions
+from engines.structured.lab import LabGrid
+from engines.structured.market import MarketData
+from engines.structured.pricing import PricingOptions
+from engines.structured.spec import AutocallSpec
+from engines.structured.stress import ScenarioSpec, StressOptions
+
+DOCUMENTS: tuple[Document, ...] = (
+    Document("structured.autocall_spec", 1, AutocallSpec),
+    Document("structured.market_data", 1, MarketData),
+    Document("structured.pricing_options", 1, PricingOptions),
+    Document("structured.lab_grid", 1, LabGrid),
+    Document("structured.stress_scenario", 1, ScenarioSpec),
+    Document("structured.stress_options", 1, StressOptions),
+    Document("structured.kid_options", 1, KidOptions),
+)
