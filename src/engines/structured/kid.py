@@ -51,7 +51,7 @@ def values_at_horizon(
         atm = [float(market.underlyings[u].atm_vols()[1].mean()) for u in group.underlyings]
         shift = Shift(name="stressed", vol_shift=tuple((vol_multiplier - 1.0) * v for v in atm))
     run = run_group(group, market, [shift], paths=options.paths, seed=options.seed, sampler=options.sampler,
-                    antithetic=options.antithetic)  # fmt: skip
+                    antithetic=options.antithetic, backend=options.backend)  # fmt: skip
     pv = run.pv_red[0, 0] + risk_free.coupon.rate * run.pv_cpn[0, 0]
     df = float(np.exp(-market.rates.integral(horizon)))
     return pv / df, df

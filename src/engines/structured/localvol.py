@@ -3,13 +3,17 @@
 Each underlying with implied-vol quotes gets an arbitrage-free SSVI surface calibrated to them
 (an arbitrageable quote grid is refused, naming the quote); an underlying with only an ATM vol
 term structure gets the flat surface of that term structure, whose local vol is its
-Black–Scholes forward vol. Skew steepening multiplies the SSVI skew parameter η, capped at the
-no-arbitrage bound η(1+|ρ|) ≤ 2.
+Black–Scholes forward vol.
+
+Skew steepening by a factor f scales every local vol's distance from the at-the-money local vol
+of its date by f (floored at a quarter of the original vol): the skew and smile become f times
+steeper and the ATM level stays. It acts on the local vols rather than on the SSVI parameters
+because a positive local-vol function always defines an arbitrage-free model, whereas the SSVI
+family is often calibrated at its no-arbitrage bound and has no room left to steepen.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable, Iterable
 from functools import lru_cache
 
@@ -21,6 +25,7 @@ from engines.structured.market import MarketData, forward
 
 GRID_TIMES_PER_YEAR = 12
 GRID_LOG_MONEYNESS = np.linspace(-2.5, 1.0, 141)
+ATM_INDEX = int(np.argmin(np.abs(GRID_LOG_MONEYNESS)))
 
 
 def surface_of(market: MarketData, name: str) -> SSVISurface:
@@ -43,12 +48,12 @@ def surface_of(market: MarketData, name: str) -> SSVISurface:
         raise InvalidInputs(f"underlyings.{name}.surface.{exc.field}", exc.reason) from exc
 
 
-def steepened(surface: SSVISurface, factor: float) -> SSVISurface:
-    """The surface with its skew parameter η multiplied by `factor` (capped at the no-arbitrage bound)."""
+def steepened(grid: np.ndarray, factor: float) -> np.ndarray:
+    """The local-vol grid [time, log-moneyness] with its skew and smile scaled by `factor` (see the module doc)."""
     if factor == 1.0:
-        return surface
-    cap = 2.0 / (1.0 + abs(surface.rho))
-    return dataclasses.replace(surface, eta=min(surface.eta * factor, cap))
+        return grid
+    atm = grid[:, [ATM_INDEX]]
+    return np.maximum(atm + factor * (grid - atm), 0.25 * grid)
 
 
 def surfaces_for(market: MarketData, names: Iterable[str], horizon: float = 10.0) -> dict[str, object]:
@@ -61,10 +66,11 @@ def surfaces_for(market: MarketData, names: Iterable[str], horizon: float = 10.0
 
 
 def _grid_function(surface: SSVISurface, lv_t: np.ndarray) -> Callable[[float], tuple[np.ndarray, float]]:
+    base = local_vol_grid(surface, lv_t, GRID_LOG_MONEYNESS)
+    atm = float(surface.implied_vol(0.0, 1.0))
+
     @lru_cache(maxsize=8)
     def grid(skew: float) -> tuple[np.ndarray, float]:
-        s = steepened(surface, skew)
-        atm = float(s.implied_vol(0.0, 1.0))
-        return np.ascontiguousarray(local_vol_grid(s, lv_t, GRID_LOG_MONEYNESS)), atm
+        return np.ascontiguousarray(steepened(base, skew)), atm
 
     return grid

@@ -48,6 +48,9 @@ class PricingOptions(BaseModel):
     steps_per_year: int | None = Field(
         None, ge=1, le=2520, description="At least this many time steps a year (local vol, continuous barriers)."
     )
+    backend: Literal["auto", "cpu", "cuda"] = Field(
+        "auto", description="Kernel backend: a CUDA GPU when present (auto), or forced."
+    )
     target_margin: float | None = Field(0.03, ge=-0.5, le=0.5, description="Issuer margin for the fair coupon.")
 
 
@@ -331,7 +334,7 @@ def price_stats(
     for group, shifts in zip(groups, plan, strict=True):
         run = run_group(group, market, shifts, paths=paths, seed=options.seed, sampler=options.sampler,
                         antithetic=options.antithetic, details=True, surfaces=surfaces,
-                        first_path=first_path, progress=tick)  # fmt: skip
+                        first_path=first_path, progress=tick, backend=options.backend)  # fmt: skip
         for i, st in zip(group.indices, _group_stats(group, run, shifts), strict=True):
             out[i] = st
     return [st for st in out if st is not None]

@@ -284,6 +284,20 @@ class GroupRun:
     irr: np.ndarray | None = None
 
 
+Backend = Literal["auto", "cpu", "cuda"]
+
+
+def _kernel(backend: Backend) -> Callable[..., None]:
+    """The block kernel: CUDA when asked for or (with "auto") when a GPU is present, else the CPU's."""
+    if backend == "cpu":
+        return kernels.run_block
+    from engines.structured import kernels_cuda
+
+    if backend == "cuda" or kernels_cuda.cuda_available():
+        return kernels_cuda.run_block_cuda
+    return kernels.run_block
+
+
 def run_group(
     group: Group,
     market: MarketData,
@@ -298,6 +312,7 @@ def run_group(
     first_path: int = 0,
     dtype: type = np.float64,
     progress: Callable[[int], None] | None = None,
+    backend: Backend = "auto",
 ) -> GroupRun:
     """Simulate `paths` paths of the group under each shift (same normals for all) and value its products.
 
@@ -308,6 +323,7 @@ def run_group(
     """
     table = group.table
     n_products = table.p_int.shape[0]
+    run_block = _kernel(backend)
     source = NormalSource(group.times, len(group.underlyings), seed, sampler, antithetic)
     arrays = [market_arrays(group, market, s, surfaces) for s in shifts]
     t_grid = group.times
@@ -340,7 +356,7 @@ def run_group(
             cols = np.arange(offset, offset + n)
         for s, m in enumerate(arrays):
             want = details and s == 0
-            kernels.run_block(z, m.chol, m.x0, m.ref, t_grid, dt, m.growth, m.sig, m.div, m.lnfwd, m.lv_on, m.lv,
+            run_block(z, m.chol, m.x0, m.ref, t_grid, dt, m.growth, m.sig, m.div, m.lnfwd, m.lv_on, m.lv,
                               m.lv_t, m.lv_k, m.lv_scale, m.rate_shift, table.p_int, table.p_flt, table.p_step,
                               table.p_obs, want, red, cpn, b_call, b_ki, b_life, b_red, b_irr)  # fmt: skip
             pv_red[s][:, cols] = red

@@ -31,7 +31,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.structured.market import MarketData
-from engines.structured.pricing import PricingOptions, greek_shifts, mean_and_stderr
+from engines.structured.pricing import SPOT_BUMP, PricingOptions, greek_shifts, mean_and_stderr
 from engines.structured.simulation import Group, Shift, make_groups, run_group
 from engines.structured.spec import AutocallSpec
 
@@ -118,6 +118,7 @@ class StressResult:
     passes: bool
     limit: float
     ladder: dict[str, list[float]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -202,6 +203,8 @@ def stress_test(
     results: list[StressResult | None] = [None] * len(specs)
     groups = make_groups(specs, market, options.model, options.steps_per_year)
     per_group = 1 + 2 * max(len(g.underlyings) for g in groups) + len(LADDER) + len(scenarios)
+    if options.model == "bs":
+        per_group += 2 * sum(s.skew_steepening != 1.0 for s in scenarios)
     done = 0
 
     def tick(n: int) -> None:
@@ -217,6 +220,91 @@ def stress_test(
     return StressReport(scenarios, [r for r in results if r is not None], options.paths, options.seed, options.model)
 
 
+@dataclass
+class _Revaluation:
+    means: np.ndarray  # [shift, product]
+    stderr: np.ndarray  # [shift, product]
+    diff_stderr: np.ndarray  # [shift, product]: standard error of (value under shift - value under shift 0)
+    var: np.ndarray  # [shift, product, level]
+    es: np.ndarray
+
+
+def _revalue(
+    group: Group,
+    market: MarketData,
+    options: PricingOptions,
+    shifts: list[Shift],
+    surfaces: Any,
+    tick: Callable[[int], None],
+    *,
+    paired: bool = False,
+) -> _Revaluation:
+    """Mean, standard errors and tail measures of every product under every shift, in memory-bounded chunks.
+
+    The differences' standard errors are taken against shift 0, or with `paired` against the shift
+    just before (shifts come in pairs); every chunk reuses the same normals.
+    """
+    rates = group.table.p_flt[:, 0]
+    n_products = rates.shape[0]
+    chunk = max(2, MEMORY_BUDGET_BYTES // (2 * 4 * n_products * options.paths)) // 2 * 2
+    means = np.empty((len(shifts), n_products))
+    ses = np.empty_like(means)
+    diff_ses = np.zeros_like(means)
+    var = np.empty((len(shifts), n_products, len(CONFIDENCE_LEVELS)))
+    es = np.empty_like(var)
+    reference: np.ndarray | None = None
+    for start in range(0, len(shifts), chunk):
+        part = shifts[start : start + chunk]
+        run = run_group(group, market, part, paths=options.paths, seed=options.seed, sampler=options.sampler,
+                        antithetic=options.antithetic, surfaces=surfaces, dtype=np.float32, progress=tick,
+                        backend=options.backend)  # fmt: skip
+        for j in range(len(part)):
+            pv = run.pv_red[j].astype(np.float64) + rates[:, None] * run.pv_cpn[j]
+            means[start + j], ses[start + j] = mean_and_stderr(pv, run.pairs)
+            if reference is None or (paired and (start + j) % 2 == 0):
+                reference = pv
+            else:
+                diff_ses[start + j] = mean_and_stderr(pv - reference, run.pairs)[1]
+            var[start + j], es[start + j] = _tail(1.0 - pv)
+    return _Revaluation(means, ses, diff_ses, var, es)
+
+
+def _skew_increments(
+    group: Group,
+    market: MarketData,
+    options: PricingOptions,
+    scenarios: list[ScenarioSpec],
+    tick: Callable[[int], None],
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Under Black–Scholes, the value change a skew steepening adds to each scenario, from a local-vol run.
+
+    For a scenario with `skew_steepening` f, the increment is V_lv(scenario, skew × f) − V_lv(scenario, skew × 1)
+    on common normals, with the local-vol surfaces calibrated to the market's quotes. Underlyings without
+    quotes have no skew to steepen (a warning says so).
+    """
+    from engines.structured.localvol import surfaces_for
+
+    n_assets = len(group.underlyings)
+    lv_group = make_groups(group.table.specs, market, "localvol", options.steps_per_year)[0]
+    surfaces = surfaces_for(market, group.underlyings, horizon=float(lv_group.times[-1]))
+    increments = np.zeros((len(scenarios), len(group.table.specs)))
+    errors = np.zeros_like(increments)
+    picked = [i for i, s in enumerate(scenarios) if s.skew_steepening != 1.0]
+    shifts: list[Shift] = []
+    for i in picked:  # adjacent pairs: (scenario with today's skew, scenario with the steeper skew)
+        shifts += [
+            scenarios[i].model_copy(update={"skew_steepening": 1.0}).shift(n_assets),
+            scenarios[i].shift(n_assets),
+        ]
+    if shifts:
+        r = _revalue(lv_group, market, options, shifts, surfaces, tick, paired=True)
+        increments[picked] = r.means[1::2] - r.means[0::2]
+        errors[picked] = r.diff_stderr[1::2]
+    flat = [u for u in group.underlyings if market.underlyings[u].surface is None]
+    warnings = [f"no implied-vol quotes for {flat}: their skew cannot steepen (increment 0)"] if flat and picked else []
+    return increments, errors, warnings
+
+
 def _stress_group(
     group: Group,
     market: MarketData,
@@ -228,41 +316,26 @@ def _stress_group(
 ) -> list[StressResult]:
     n_assets = len(group.underlyings)
     table = group.table
-    n_products = table.p_int.shape[0]
-    rates = table.p_flt[:, 0]
     head = [Shift(), *greek_shifts(n_assets, ["delta"])]
     ladder = [Shift(name=f"ladder{x:g}", spot=tuple([float(x)] * n_assets)) for x in LADDER]
-    shifts = head + ladder + [s.shift(n_assets) for s in scenarios]
-    per_shift_bytes = 2 * 4 * n_products * options.paths
-    chunk = max(1, MEMORY_BUDGET_BYTES // per_shift_bytes)
-    means = np.empty((len(shifts), n_products))
-    ses = np.empty((len(shifts), n_products))
-    var = np.empty((len(shifts), n_products, len(CONFIDENCE_LEVELS)))
-    es = np.empty_like(var)
-    base_paths = None
-    for start in range(0, len(shifts), chunk):
-        part = shifts[start : start + chunk]
-        run = run_group(group, market, part, paths=options.paths, seed=options.seed, sampler=options.sampler,
-                        antithetic=options.antithetic, surfaces=surfaces, dtype=np.float32, progress=tick)  # fmt: skip
-        for j in range(len(part)):
-            pv = run.pv_red[j].astype(np.float64) + rates[:, None] * run.pv_cpn[j]
-            means[start + j], ses[start + j] = mean_and_stderr(pv, run.pairs)
-            if start + j == 0:
-                base_paths = pv
-            v, e = _tail(1.0 - pv)
-            var[start + j], es[start + j] = v, e
-    assert base_paths is not None
+    r = _revalue(group, market, options, head + ladder + [s.shift(n_assets) for s in scenarios], surfaces, tick)
+    means, ses = r.means, r.stderr
     n_head, n_ladder = len(head), len(ladder)
     base = means[0]
-    delta = np.stack([(means[1 + 2 * a] - means[2 + 2 * a]) / 0.02 for a in range(n_assets)], axis=1)
+    delta = np.stack([(means[1 + 2 * a] - means[2 + 2 * a]) / (2 * SPOT_BUMP) for a in range(n_assets)], axis=1)
     ladder_values = means[n_head : n_head + n_ladder]
     scen = slice(n_head + n_ladder, None)
     moves = np.array([s.spot_move for s in scenarios])
-    pnl = -(means[scen] - base[None, :])
+    values = means[scen].copy()
+    pnl_se = r.diff_stderr[scen].copy()
+    warnings: list[str] = []
+    if options.model == "bs" and any(s.skew_steepening != 1.0 for s in scenarios):
+        increments, errors, warnings = _skew_increments(group, market, options, scenarios, tick)
+        values += increments
+        pnl_se = np.hypot(pnl_se, errors)
+    pnl = -(values - base[None, :])
     hedged = pnl + moves[:, None] * delta.sum(axis=1)[None, :]
-    diff_se = np.empty_like(pnl)
-    for j in range(len(scenarios)):
-        diff_se[j] = 0.0  # replaced below per product on the stored base paths when available
+    var, es = r.var, r.es
     results = []
     limit = stress_options.capital_at_risk_limit
     for p, spec in enumerate(table.specs):
@@ -277,7 +350,7 @@ def _stress_group(
                 delta=delta[p].tolist(),
                 pnl=pnl[:, p].tolist(),
                 hedged_pnl=hedged[:, p].tolist(),
-                pnl_stderr=np.hypot(ses[scen, p], ses[0, p]).tolist(),
+                pnl_stderr=pnl_se[:, p].tolist(),
                 var={f"{lv:g}": var[scen, p, i].tolist() for i, lv in enumerate(CONFIDENCE_LEVELS)},
                 es={f"{lv:g}": es[scen, p, i].tolist() for i, lv in enumerate(CONFIDENCE_LEVELS)},
                 base_var={f"{lv:g}": float(var[0, p, i]) for i, lv in enumerate(CONFIDENCE_LEVELS)},
@@ -291,6 +364,7 @@ def _stress_group(
                 passes=car <= limit,
                 limit=limit,
                 ladder={"spot": LADDER.tolist(), "value": ladder_values[:, p].tolist()},
+                warnings=list(warnings),
             )
         )
     return results
