@@ -250,12 +250,12 @@ def _irr(cashflows, p, p_obs, j_end):
     return math.exp(r) - 1.0
 
 
-_simulate_path = njit(cache=True, nogil=True)(simulate_path)
+_simulate_path = njit(cache=True, nogil=True, inline="always")(simulate_path)
 _bilinear = njit(cache=True)(_bilinear)
 _basket = njit(cache=True, inline="always")(_basket)
 _survival = njit(cache=True)(_survival)
 _irr = njit(cache=True)(_irr)
-_evaluate = njit(cache=True, nogil=True)(evaluate_products)
+_evaluate = njit(cache=True, nogil=True, inline="always")(evaluate_products)
 
 
 @njit(parallel=True, cache=True)

@@ -10,7 +10,9 @@ normals, which gives Greeks and stress P&L with common random numbers.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -285,6 +287,43 @@ class GroupRun:
 
 
 Backend = Literal["auto", "cpu", "cuda"]
+BATCH_BYTES = 32 * 2**20
+"""Normals handed to one kernel call: several draw blocks at once, so the parallel launch is amortised."""
+
+
+def _batches(blocks: list[tuple[int, int]], per_path_bytes: int) -> list[list[tuple[int, int]]]:
+    """Consecutive draw blocks grouped so that each group's normals fit in BATCH_BYTES (at least one block)."""
+    out: list[list[tuple[int, int]]] = []
+    size = 0
+    for block in blocks:
+        if out and size + block[1] * per_path_bytes <= BATCH_BYTES:
+            out[-1].append(block)
+            size += block[1] * per_path_bytes
+        else:
+            out.append([block])
+            size = block[1] * per_path_bytes
+    return out
+
+
+_DRAW_THREADS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="structured-draws")
+
+
+def _draw(source: NormalSource, batch: list[tuple[int, int]]) -> np.ndarray:
+    """The normals of a batch of blocks, drawn on several threads (each block has its own generator, and
+    numpy releases the GIL while filling, so this is parallel and the draws do not depend on the threads)."""
+    if len(batch) == 1:
+        return source.block(*batch[0])
+    return np.concatenate(list(_DRAW_THREADS.map(lambda b: source.block(*b), batch)))
+
+
+def _columns(offset: int, n: int, half: int, antithetic: bool) -> np.ndarray:
+    """Where a block's paths go in the run's arrays: with antithetic pairs, the block's first half at
+    offset/2 and its mirror images at half + offset/2, so that path i and path i + half are a pair."""
+    if not antithetic:
+        return np.arange(offset, offset + n)
+    h = n // 2
+    first = np.arange(offset // 2, offset // 2 + h)
+    return np.concatenate([first, half + first])
 
 
 def _kernel(backend: Backend) -> Callable[..., None]:
@@ -340,25 +379,20 @@ def run_group(
             "irr": np.empty((n_products, paths), dtype=np.float32),
         }
     half = paths // 2
-    for start, n in path_blocks(paths, first_path):
-        z = source.block(start, n)
+    per_path_bytes = 8 * max(1, len(dt)) * len(group.underlyings)
+    for batch in _batches(path_blocks(paths, first_path), per_path_bytes):
+        z = _draw(source, batch)
+        cols = np.concatenate([_columns(start - first_path, n, half, antithetic) for start, n in batch])
+        n = z.shape[0]
         red = np.empty((n_products, n))
         cpn = np.empty((n_products, n))
         b_call = np.empty((n_products, n), dtype=np.int64)
         b_ki, b_life, b_red, b_irr = (np.empty((n_products, n)) for _ in range(4))
-        offset = start - first_path
-        if antithetic:  # first half of the block → [offset/2, ...), mirrors → [half + offset/2, ...)
-            h = n // 2
-            cols = np.concatenate(
-                [np.arange(offset // 2, offset // 2 + h), half + np.arange(offset // 2, offset // 2 + h)]
-            )
-        else:
-            cols = np.arange(offset, offset + n)
         for s, m in enumerate(arrays):
             want = details and s == 0
             run_block(z, m.chol, m.x0, m.ref, t_grid, dt, m.growth, m.sig, m.div, m.lnfwd, m.lv_on, m.lv,
-                              m.lv_t, m.lv_k, m.lv_scale, m.rate_shift, table.p_int, table.p_flt, table.p_step,
-                              table.p_obs, want, red, cpn, b_call, b_ki, b_life, b_red, b_irr)  # fmt: skip
+                      m.lv_t, m.lv_k, m.lv_scale, m.rate_shift, table.p_int, table.p_flt, table.p_step,
+                      table.p_obs, want, red, cpn, b_call, b_ki, b_life, b_red, b_irr)  # fmt: skip
             pv_red[s][:, cols] = red
             pv_cpn[s][:, cols] = cpn
             if want:
