@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from risklab.settings import Settings, load_settings
+from risklab.structured_cli import structured_app
 
 T = TypeVar("T")
 
@@ -32,6 +33,7 @@ stack_app = typer.Typer(help="The local stack: Kafka from Maven jars and an embe
 app.add_typer(audit_app, name="audit")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(stack_app, name="stack")
+app.add_typer(structured_app, name="structured")
 
 console = Console()
 err = Console(stderr=True)

@@ -15,6 +15,7 @@ validated with the boundary models; an error names the field as `<input>.<path>`
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,7 +40,15 @@ def parse(model: type[BaseModel], data: Any, field: str) -> Any:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        raise InvalidInputs(f"{field}.{loc}" if loc else field, err["msg"]) from None
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        named = _NAMED.match(msg)  # a model-level check names its field at the start of the message
+        if named is not None:
+            loc = f"{loc}.{named['field']}" if loc else named["field"]
+            msg = named["reason"]
+        raise InvalidInputs(f"{field}.{loc}" if loc else field, msg) from None
+
+
+_NAMED = re.compile(r"^(?P<field>[A-Za-z_][\w.\[\]]*): (?P<reason>.*)$", re.S)
 
 
 def _specs(inputs: Mapping[str, Any]) -> list[AutocallSpec]:
@@ -87,6 +96,9 @@ def _priced(specs: list[AutocallSpec], inputs: Mapping[str, Any], seed: int | No
     options = _options(inputs, seed)
     market = _market(inputs, specs)
     first, paths = _path_range(inputs, options)
+    if options.antithetic and paths % 2:
+        where = "paths" if "paths" in inputs else "options.paths"
+        raise InvalidInputs(where, f"antithetic sampling needs an even number of paths, got {paths}")
     try:
         stats = price_stats(specs, market, options, first_path=first, paths=paths)
     except (ValueError, KeyError) as exc:

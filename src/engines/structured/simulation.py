@@ -78,7 +78,11 @@ class Group:
 
 
 def simulation_grid(
-    specs: Sequence[AutocallSpec], market: MarketData, model: Model, steps_per_year: int | None = None
+    specs: Sequence[AutocallSpec],
+    market: MarketData,
+    model: Model,
+    steps_per_year: int | None = None,
+    localvol_steps_per_year: int = LOCALVOL_STEPS_PER_YEAR,
 ) -> np.ndarray:
     """All observation dates, ex-dividend dates and refinement points up to the longest maturity.
 
@@ -95,7 +99,7 @@ def simulation_grid(
                 points.add(round(d.time, 12))
     per_year = steps_per_year or 0
     if model == "localvol":
-        per_year = max(per_year, LOCALVOL_STEPS_PER_YEAR)
+        per_year = max(per_year, localvol_steps_per_year)
     if any(s.knock_in is not None and s.knock_in.monitoring == "continuous" for s in specs):
         per_year = max(per_year, CONTINUOUS_STEPS_PER_YEAR)
     if any(s.knock_in is not None and s.knock_in.monitoring == "daily" for s in specs):
@@ -134,7 +138,11 @@ def product_table(specs: Sequence[AutocallSpec], times: np.ndarray, market: Mark
 
 
 def make_groups(
-    specs: Sequence[AutocallSpec], market: MarketData, model: Model, steps_per_year: int | None = None
+    specs: Sequence[AutocallSpec],
+    market: MarketData,
+    model: Model,
+    steps_per_year: int | None = None,
+    localvol_steps_per_year: int = LOCALVOL_STEPS_PER_YEAR,
 ) -> list[Group]:
     """Group specs by underlyings (in order) so that each group shares one path set."""
     by_key: dict[tuple[str, ...], list[int]] = {}
@@ -151,7 +159,7 @@ def make_groups(
     groups = []
     for key, idx in by_key.items():
         members = [specs[i] for i in idx]
-        times = simulation_grid(members, market, model, steps_per_year)
+        times = simulation_grid(members, market, model, steps_per_year, localvol_steps_per_year)
         groups.append(Group(key, times, product_table(members, times, market), model, indices=idx))
     return groups
 

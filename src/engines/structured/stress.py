@@ -22,6 +22,7 @@ The issuer has sold the note at par and is short it. For each variation the repo
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -32,11 +33,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.structured.market import MarketData
 from engines.structured.pricing import SPOT_BUMP, PricingOptions, greek_shifts, mean_and_stderr
-from engines.structured.simulation import Group, Shift, make_groups, run_group
+from engines.structured.simulation import LOCALVOL_STEPS_PER_YEAR, Group, Shift, make_groups, run_group
 from engines.structured.spec import AutocallSpec
 
 CONFIDENCE_LEVELS = (0.95, 0.99, 0.999)
 LADDER = np.round(np.arange(0.30, 1.3001, 0.02), 6)
+SKEW_STEPS_PER_YEAR = LOCALVOL_STEPS_PER_YEAR
+"""Local-vol steps a year for the skew increments under Black–Scholes (as for local-vol pricing: coarser
+grids were seen to shift the increment by more than its standard error)."""
 MEMORY_BUDGET_BYTES = 128 * 2**20
 """Per-path values held at once (scenarios are run in chunks that fit)."""
 
@@ -202,7 +206,8 @@ def stress_test(
         surfaces = surfaces_for(market, {u for s in specs for u in s.underlyings})
     results: list[StressResult | None] = [None] * len(specs)
     groups = make_groups(specs, market, options.model, options.steps_per_year)
-    per_group = 1 + 2 * max(len(g.underlyings) for g in groups) + len(LADDER) + len(scenarios)
+    per_group = 1 + 2 * max(len(g.underlyings) for g in groups) + len(LADDER)
+    per_group += len(_scenario_shifts(scenarios, max(len(g.underlyings) for g in groups), options.model)[0])
     if options.model == "bs":
         per_group += 2 * sum(s.skew_steepening != 1.0 for s in scenarios)
     done = 0
@@ -218,6 +223,21 @@ def stress_test(
         for i, res in zip(group.indices, found, strict=True):
             results[i] = res
     return StressReport(scenarios, [r for r in results if r is not None], options.paths, options.seed, options.model)
+
+
+def _scenario_shifts(scenarios: list[ScenarioSpec], n_assets: int, model: str) -> tuple[list[Shift], list[int]]:
+    """The distinct market shifts the scenarios need, and for each scenario the index of its shift.
+
+    Under Black–Scholes a skew steepening is not a shift of the model (it is added by
+    `_skew_increments`), so such a scenario shares the shift of its unsteepened twin.
+    """
+    shifts = [s.shift(n_assets) for s in scenarios]
+    if model == "bs":
+        shifts = [dataclasses.replace(s, skew_steepening=1.0) for s in shifts]
+    unique: dict[Shift, int] = {}
+    for sh in shifts:
+        unique.setdefault(dataclasses.replace(sh, name=""), len(unique))
+    return list(unique), [unique[dataclasses.replace(sh, name="")] for sh in shifts]
 
 
 @dataclass
@@ -285,7 +305,7 @@ def _skew_increments(
     from engines.structured.localvol import surfaces_for
 
     n_assets = len(group.underlyings)
-    lv_group = make_groups(group.table.specs, market, "localvol", options.steps_per_year)[0]
+    lv_group = make_groups(group.table.specs, market, "localvol", options.steps_per_year, SKEW_STEPS_PER_YEAR)[0]
     surfaces = surfaces_for(market, group.underlyings, horizon=float(lv_group.times[-1]))
     increments = np.zeros((len(scenarios), len(group.table.specs)))
     errors = np.zeros_like(increments)
@@ -318,7 +338,11 @@ def _stress_group(
     table = group.table
     head = [Shift(), *greek_shifts(n_assets, ["delta"])]
     ladder = [Shift(name=f"ladder{x:g}", spot=tuple([float(x)] * n_assets)) for x in LADDER]
-    r = _revalue(group, market, options, head + ladder + [s.shift(n_assets) for s in scenarios], surfaces, tick)
+    unique, where = _scenario_shifts(scenarios, n_assets, options.model)
+    r = _revalue(group, market, options, head + ladder + unique, surfaces, tick)
+    n_fixed = len(head) + len(ladder)
+    pick = list(range(n_fixed)) + [n_fixed + w for w in where]
+    r = _Revaluation(r.means[pick], r.stderr[pick], r.diff_stderr[pick], r.var[pick], r.es[pick])
     means, ses = r.means, r.stderr
     n_head, n_ladder = len(head), len(ladder)
     base = means[0]
