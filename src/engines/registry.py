@@ -27,6 +27,10 @@ EngineFunction = Callable[[Mapping[str, Any], "int | None"], dict[str, Any]]
 Combiner = Callable[[list[dict[str, Any]]], dict[str, Any]]
 """Folds the results of a request's chunks, in chunk order, into one result."""
 
+Splitter = Callable[[Mapping[str, Any], int], list[dict[str, Any]]]
+"""Splits one request's inputs into at most n chunks' inputs (a kind without one repeats its inputs per chunk,
+each chunk drawing with its own seed)."""
+
 ENGINE_MODULES: tuple[str, ...] = (
     "engines.common.black_scholes",
     "engines.common.montecarlo",
@@ -65,6 +69,17 @@ class ComputeKind:
     combiner: Combiner
     chunkable: bool
     summary: str
+    splitter: Splitter | None = None
+
+    def split(self, inputs: Mapping[str, Any], chunks: int) -> list[dict[str, Any]]:
+        """The inputs of each chunk: the kind's own split, or the same inputs `chunks` times."""
+        if chunks < 1:
+            raise ValueError(f"chunks: at least 1, got {chunks}")
+        if not self.chunkable or chunks == 1:
+            return [dict(inputs)]
+        if self.splitter is not None:
+            return self.splitter(inputs, chunks)
+        return [dict(inputs) for _ in range(chunks)]
 
 
 _kinds: dict[str, ComputeKind] = {}
@@ -72,7 +87,9 @@ _load_lock = threading.Lock()
 _loaded = False
 
 
-def register(kind: str, *, combine: Combiner | None = None) -> Callable[[EngineFunction], EngineFunction]:
+def register(
+    kind: str, *, combine: Combiner | None = None, split: Splitter | None = None
+) -> Callable[[EngineFunction], EngineFunction]:
     """Decorator registering `fn(inputs, seed) -> result` under `kind`.
 
     `combine` folds chunk results; without it the kind is not chunkable and its combiner
@@ -87,7 +104,7 @@ def register(kind: str, *, combine: Combiner | None = None) -> Callable[[EngineF
         if existing is not None and _qualified(existing.function) != _qualified(fn):
             raise ValueError(f"kind {kind!r} is already registered by {_qualified(existing.function)}")
         summary = (fn.__doc__ or "").strip().splitlines()[0] if fn.__doc__ else ""
-        _kinds[kind] = ComputeKind(kind, fn, combine or _single_result(kind), combine is not None, summary)
+        _kinds[kind] = ComputeKind(kind, fn, combine or _single_result(kind), combine is not None, summary, split)
         return fn
 
     return decorate

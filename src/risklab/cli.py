@@ -298,6 +298,7 @@ def compute(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for all chunks.")] = 300.0,
 ) -> None:
     """Send work to the engine workers in chunks, gather the answers and print the combined result."""
+    from engines import registry
     from risklab.compute_client import request_and_gather
     from risklab.servers import open_transport
 
@@ -308,12 +309,16 @@ def compute(
         raise _fail(f"cannot read inputs from {inputs}: {exc}") from None
     if not isinstance(data, dict):
         raise _fail(f"{inputs}: inputs must be a JSON object")
+    try:
+        parts = registry.get(kind).split(data, chunks)
+    except Exception as exc:
+        raise _fail(str(exc)) from None
 
     async def go() -> dict[str, Any]:
         transport = open_transport(settings, client_id="risklab-cli")
         await transport.start()
         try:
-            return await request_and_gather(transport, kind, [data] * chunks, seed=seed, timeout=timeout)
+            return await request_and_gather(transport, kind, parts, seed=seed, timeout=timeout)
         finally:
             await transport.close()
 

@@ -103,27 +103,41 @@ def _priced(specs: list[AutocallSpec], inputs: Mapping[str, Any], seed: int | No
         stats = price_stats(specs, market, options, first_path=first, paths=paths)
     except (ValueError, KeyError) as exc:
         raise InvalidInputs("inputs", str(exc)) from exc
-    return _price_result(stats, options)
+    return _price_result(stats, options, [[options.seed, first, paths]])
 
 
-def _price_result(stats: list[ProductStats], options: PricingOptions) -> dict[str, Any]:
+def _price_result(stats: list[ProductStats], options: PricingOptions, ranges: list[list[int]]) -> dict[str, Any]:
     return {
         "options": options.model_dump(),
         "stats": [s.to_dict() for s in stats],
         "results": [result_from_stats(s, options).to_dict() for s in stats],
         "seed": options.seed,
+        "path_ranges": ranges,
     }
 
 
 def combine_price(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Add the chunks' statistics product by product and recompute the figures."""
-    options = PricingOptions.model_validate(results[0]["options"])
+    """Add the chunks' statistics product by product and recompute the figures.
+
+    Chunks must price disjoint path ranges (or use different seeds): the same paths twice would
+    halve the standard error without adding information, so overlapping ranges are refused.
+    """
+    ranges: list[list[int]] = []
+    for i, r in enumerate(results):
+        for seed, first, n in r.get("path_ranges", []):
+            for s2, f2, n2 in ranges:
+                if seed == s2 and first < f2 + n2 and f2 < first + n:
+                    raise ValueError(f"chunk {i} repeats paths [{first}, {first + n}) of seed {seed}: cannot combine")
+            ranges.append([seed, first, n])
+    options = PricingOptions.model_validate({**results[0]["options"], "seed": results[0]["seed"]})
     total = [ProductStats.from_dict(s) for s in results[0]["stats"]]
     for i, r in enumerate(results[1:], start=1):
-        if r["options"] != results[0]["options"] or len(r["stats"]) != len(total):
+        same = {k: v for k, v in r["options"].items() if k != "seed"}
+        first = {k: v for k, v in results[0]["options"].items() if k != "seed"}
+        if same != first or len(r["stats"]) != len(total):
             raise ValueError(f"chunk {i} priced other products or options than chunk 0: cannot combine")
         total = [a + ProductStats.from_dict(b) for a, b in zip(total, r["stats"], strict=True)]
-    return _price_result(total, options)
+    return _price_result(total, options, ranges)
 
 
 def path_chunks(inputs: Mapping[str, Any], chunks: int) -> list[dict[str, Any]]:
@@ -146,14 +160,14 @@ def spec_chunks(inputs: Mapping[str, Any], chunks: int) -> list[dict[str, Any]]:
     return [{**inputs, "specs": specs[i : i + per]} for i in range(0, len(specs), per)]
 
 
-@register("structured.price", combine=combine_price)
+@register("structured.price", combine=combine_price, split=path_chunks)
 def price_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     """Price autocallable notes (price, standard error, fair coupon, probabilities, IRR, Greeks)."""
     check_fields(inputs, ("specs", "market"), ("options", "first_path", "paths"))
     return _priced(_specs(inputs), inputs, seed)
 
 
-@register("structured.lab", combine=combine_price)
+@register("structured.lab", combine=combine_price, split=path_chunks)
 def lab_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     """Generate the variations of a base note over the lab grid and price them all."""
     check_fields(inputs, ("base", "market"), ("grid", "options", "first_path", "paths"))
@@ -179,7 +193,7 @@ def combine_stress(results: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-@register("structured.stress", combine=combine_stress)
+@register("structured.stress", combine=combine_stress, split=spec_chunks)
 def stress_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     """Revalue notes on the stress grid (≥ 320 scenarios by default) and report the issuer's risk."""
     check_fields(inputs, ("specs", "market"), ("options", "scenarios", "stress"))

@@ -484,3 +484,23 @@ def test_odd_path_count_with_antithetic_sampling_is_refused() -> None:
         registry.run("structured.price", _inputs(options={"paths": 4097, "antithetic": True}), 1)
     plain = price_many([note], MARKET, PricingOptions(paths=4097, antithetic=False, sampler="pseudo"))[0]
     assert plain.paths == 4097
+
+
+def test_the_registry_splits_structured_kinds_by_their_own_rule() -> None:
+    inputs = _inputs(options={"paths": 20_000, "seed": 4})
+    parts = registry.get("structured.price").split(inputs, 3)
+    assert [(p["first_path"], p["paths"]) for p in parts] == [(0, 8192), (8192, 8192), (16384, 3616)]
+    stress = _inputs(options={"paths": 2048, "seed": 4})
+    stress["specs"] = stress["specs"] * 3
+    assert [len(p["specs"]) for p in registry.get("structured.stress").split(stress, 2)] == [2, 1]
+    assert registry.get("mc.european_option").split({"paths": 10}, 2) == [{"paths": 10}, {"paths": 10}]
+
+
+def test_combining_the_same_paths_twice_is_refused() -> None:
+    inputs = _inputs(options={"paths": 4096, "seed": 4})
+    once = registry.run("structured.price", inputs, None)
+    with pytest.raises(ValueError, match="repeats paths"):
+        registry.combine("structured.price", [once, once])
+    other = registry.run("structured.price", _inputs(options={"paths": 4096, "seed": 5}), None)
+    both = registry.combine("structured.price", [once, other])  # independent seeds: valid samples
+    assert both["results"][0]["paths"] == 8192
