@@ -23,7 +23,7 @@ from engines.common.volsurface import SSVISurface, VolQuotes, calibrate_ssvi, fl
 from engines.registry import InvalidInputs
 from engines.structured.market import MarketData, forward
 
-GRID_TIMES_PER_YEAR = 12
+GRID_TIMES_PER_YEAR = 24
 GRID_LOG_MONEYNESS = np.linspace(-2.5, 1.0, 141)
 ATM_INDEX = int(np.argmin(np.abs(GRID_LOG_MONEYNESS)))
 
@@ -66,7 +66,10 @@ def surfaces_for(market: MarketData, names: Iterable[str], horizon: float = 10.0
 
 
 def _grid_function(surface: SSVISurface, lv_t: np.ndarray) -> Callable[[float], tuple[np.ndarray, float]]:
-    base = local_vol_grid(surface, lv_t, GRID_LOG_MONEYNESS)
+    # The row at t = 0 stands for the first interval: evaluated at its middle, because the short-expiry skew of
+    # a power-law SSVI diverges at t → 0 and would overstate the first interval's local variance.
+    rows_at = np.concatenate([[lv_t[1] / 2], lv_t[1:]])
+    base = local_vol_grid(surface, rows_at, GRID_LOG_MONEYNESS)
     atm = float(surface.implied_vol(0.0, 1.0))
 
     @lru_cache(maxsize=8)

@@ -206,17 +206,19 @@ def stress_test(
         surfaces = surfaces_for(market, {u for s in specs for u in s.underlyings})
     results: list[StressResult | None] = [None] * len(specs)
     groups = make_groups(specs, market, options.model, options.steps_per_year)
-    per_group = 1 + 2 * max(len(g.underlyings) for g in groups) + len(LADDER)
-    per_group += len(_scenario_shifts(scenarios, max(len(g.underlyings) for g in groups), options.model)[0])
-    if options.model == "bs":
-        per_group += 2 * sum(s.skew_steepening != 1.0 for s in scenarios)
+    total = 0
+    for g in groups:
+        n_assets = len(g.underlyings)
+        total += 1 + 2 * n_assets + len(LADDER) + len(_scenario_shifts(scenarios, n_assets, options.model)[0])
+        if options.model == "bs":
+            total += 2 * sum(s.skew_steepening != 1.0 for s in scenarios)
     done = 0
 
     def tick(n: int) -> None:
         nonlocal done
         done += n
         if progress is not None:
-            progress(done, options.paths * per_group * len(groups))
+            progress(done, options.paths * total)
 
     for group in groups:
         found = _stress_group(group, market, options, scenarios, stress_options, surfaces, tick)
