@@ -12,8 +12,8 @@ Conventions of the arrays (A assets, K steps, P products, J observations):
 - market per step: `t_grid[k]` (K + 1 times from 0), `dt[k]`, `growth[k, a]` (r − q over the
   step, per year), `sig[k, a]` (Black–Scholes vol over the step), `div[k, a]` (cash dividend paid at the end of step k),
   `lnfwd[k, a]` (log forward at the start of step k, for local-vol moneyness).
-- local vol (when `lv_on`): `lv[a, i, j]` on times `lv_t[i]` and log-moneyness `lv_k[j]`,
-  scaled by `lv_scale[a]`; it replaces `sig`.
+- local vol (when `lv_on`): `lv[a, k, j]` for step k (the surface at the step's start) on an evenly
+  spaced log-moneyness grid `lv_k[j]`, scaled by `lv_scale[a]`; it replaces `sig`.
 - products: `p_int[p] = (n_obs, basket, ki_type, memory, maturity_step)`, `p_flt[p] = (coupon
   rate, ki barrier, strike, buffer, protection)`, `p_step[p, j]` grid step of observation j,
   `p_obs[p, j] = (time, trigger, coupon barrier, coupon period, -ln discount)`.
@@ -35,9 +35,7 @@ KI_NONE, KI_EUROPEAN, KI_DAILY, KI_CONTINUOUS = 0, 1, 2, 3
 MIN_SPOT = 1e-12
 
 
-def simulate_path(
-    i, z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k, lv_scale, perf, sig_used
-):
+def simulate_path(i, z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_k, lv_scale, perf, sig_used):
     """Fill `perf[k, a]` = S_a(t_k) / ref_a for path i, and `sig_used[k, a]` with the vol of each step."""
     n_steps = dt.shape[0]
     n_assets = x0.shape[0]
@@ -55,7 +53,7 @@ def simulate_path(
             s_prev = perf[k, a] * ref[a]
             if lv_on:
                 m = math.log(s_prev) - lnfwd[k, a]
-                vol = lv_scale[a] * _bilinear(lv, a, lv_t, lv_k, t_grid[k], m)
+                vol = lv_scale[a] * _row_interp(lv, a, k, lv_k, m)
             else:
                 vol = sig[k, a]
             sig_used[k, a] = vol
@@ -65,41 +63,17 @@ def simulate_path(
             perf[k + 1, a] = s_new / ref[a]
 
 
-def _bilinear(grid, a, xs, ys, x, y):
-    """Bilinear interpolation of grid[a] at (x, y), flat beyond the grid's edges."""
-    nx = xs.shape[0]
-    ny = ys.shape[0]
-    if x <= xs[0]:
-        i0, i1, wx = 0, 0, 0.0
-    elif x >= xs[nx - 1]:
-        i0, i1, wx = nx - 1, nx - 1, 0.0
-    else:
-        lo, hi = 0, nx - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if xs[mid] <= x:
-                lo = mid
-            else:
-                hi = mid
-        i0, i1, wx = lo, hi, (x - xs[lo]) / (xs[hi] - xs[lo])
-    if y <= ys[0]:
-        j0, j1, wy = 0, 0, 0.0
-    elif y >= ys[ny - 1]:
-        j0, j1, wy = ny - 1, ny - 1, 0.0
-    else:
-        lo, hi = 0, ny - 1
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            if ys[mid] <= y:
-                lo = mid
-            else:
-                hi = mid
-        j0, j1, wy = lo, hi, (y - ys[lo]) / (ys[hi] - ys[lo])
-    v00 = grid[a, i0, j0]
-    v01 = grid[a, i0, j1]
-    v10 = grid[a, i1, j0]
-    v11 = grid[a, i1, j1]
-    return (1 - wx) * ((1 - wy) * v00 + wy * v01) + wx * ((1 - wy) * v10 + wy * v11)
+def _row_interp(grid, a, k, xs, x):
+    """Linear interpolation of grid[a, k, :] at x on the evenly spaced xs, flat beyond its ends."""
+    n = xs.shape[0]
+    pos = (x - xs[0]) / (xs[1] - xs[0])
+    if pos <= 0.0:
+        return grid[a, k, 0]
+    if pos >= n - 1:
+        return grid[a, k, n - 1]
+    j = int(pos)
+    w = pos - j
+    return (1.0 - w) * grid[a, k, j] + w * grid[a, k, j + 1]
 
 
 def _basket(perf, k, kind):
@@ -251,7 +225,7 @@ def _irr(cashflows, p, p_obs, j_end):
 
 
 _simulate_path = njit(cache=True, nogil=True, inline="always")(simulate_path)
-_bilinear = njit(cache=True)(_bilinear)
+_row_interp = njit(cache=True, inline="always")(_row_interp)
 _basket = njit(cache=True, inline="always")(_basket)
 _survival = njit(cache=True)(_survival)
 _irr = njit(cache=True)(_irr)
@@ -260,7 +234,7 @@ _evaluate = njit(cache=True, nogil=True, inline="always")(evaluate_products)
 
 @njit(parallel=True, cache=True)
 def run_block(
-    z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k, lv_scale, rate_shift,
+    z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_k, lv_scale, rate_shift,
     p_int, p_flt, p_step, p_obs, details, pv_red, pv_cpn, call_idx, ki_prob, life, redemption, irr,
 ):  # fmt: skip
     """Simulate the block's paths for one market scenario and value every product on each (CPU, parallel)."""
@@ -275,7 +249,7 @@ def run_block(
         sig_used = np.empty((n_steps + 1, n_assets))
         cashflows = np.zeros((n_products, n_obs))
         for i in range(c * n // n_chunks, (c + 1) * n // n_chunks):
-            _simulate_path(i, z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k,
+            _simulate_path(i, z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_k,
                            lv_scale, perf, sig_used)  # fmt: skip
             _evaluate(i, perf, sig_used, dt, rate_shift, p_int, p_flt, p_step, p_obs, details,
                       pv_red, pv_cpn, call_idx, ki_prob, life, redemption, irr, cashflows)  # fmt: skip

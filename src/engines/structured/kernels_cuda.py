@@ -4,7 +4,7 @@
 arrays with the same values, so the simulation can pick either backend per block.
 
 The numerical code is not duplicated: `kernels.simulate_path` and `kernels.evaluate_products`,
-and the helpers they call (`_bilinear`, `_basket`, `_survival`, `_irr`), are compiled here as CUDA
+and the helpers they call (`_row_interp`, `_basket`, `_survival`, `_irr`), are compiled here as CUDA
 device functions from the very same Python code objects. Those functions reach their helpers
 through module globals, which in `kernels` are bound to the CPU `njit` dispatchers; so each
 function is rebuilt (`types.FunctionType`, same `__code__`) over a copy of the `kernels`
@@ -83,7 +83,7 @@ def _kernel() -> Any:
 
     @cuda.jit
     def run_paths(  # type: ignore[no-untyped-def]
-        z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k, lv_scale, rate_shift,
+        z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_k, lv_scale, rate_shift,
         p_int, p_flt, p_step, p_obs, details, pv_red, pv_cpn, call_idx, ki_prob, life, redemption, irr,
         perf, sig_used, cashflows,
     ):  # fmt: skip
@@ -96,7 +96,7 @@ def _kernel() -> Any:
                 for p in range(path_cf.shape[0]):
                     for j in range(path_cf.shape[1]):
                         path_cf[p, j] = 0.0
-            simulate_path(i, z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k,
+            simulate_path(i, z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_k,
                           lv_scale, path_perf, path_sig)  # fmt: skip
             evaluate_products(i, path_perf, path_sig, dt, rate_shift, p_int, p_flt, p_step, p_obs, details,
                               pv_red, pv_cpn, call_idx, ki_prob, life, redemption, irr, path_cf)  # fmt: skip
@@ -116,7 +116,7 @@ def _copy_back(device_array: Any, host: np.ndarray) -> None:
 
 
 def run_block_cuda(
-    z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k, lv_scale, rate_shift,
+    z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd, lv_on, lv, lv_k, lv_scale, rate_shift,
     p_int, p_flt, p_step, p_obs, details, pv_red, pv_cpn, call_idx, ki_prob, life, redemption, irr,
 ):  # type: ignore[no-untyped-def]  # fmt: skip
     """`kernels.run_block` on the GPU: same arguments, same outputs written into the same host arrays.
@@ -142,7 +142,7 @@ def run_block_cuda(
     sig_used = cuda.device_array((n_steps + 1, n_assets, n), dtype=np.float64)
     cashflows = cuda.device_array((n_products, n_obs, n) if details else (1, 1, n), dtype=np.float64)
     inputs = [_to_device(a) for a in (z, chol, x0, ref, t_grid, dt, growth, sig, div, lnfwd)]
-    lv_inputs = [_to_device(a) for a in (lv, lv_t, lv_k, lv_scale)]
+    lv_inputs = [_to_device(a) for a in (lv, lv_k, lv_scale)]
     products = [_to_device(a) for a in (p_int, p_flt, p_step, p_obs)]
     threads = min(THREADS_PER_BLOCK, n)
     blocks = (n + threads - 1) // threads

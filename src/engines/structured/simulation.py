@@ -177,7 +177,6 @@ class MarketArrays:
     lnfwd: np.ndarray
     lv_on: bool
     lv: np.ndarray
-    lv_t: np.ndarray
     lv_k: np.ndarray
     lv_scale: np.ndarray
     rate_shift: float
@@ -245,21 +244,32 @@ def market_arrays(group: Group, market: MarketData, shift: Shift, surfaces: dict
         if surfaces is None:
             raise ValueError("model: local volatility needs calibrated surfaces")
         lv_t, lv_k, grids, atm = surfaces["t"], surfaces["k"], [], []
+        if len(lv_k) < 2 or not np.allclose(np.diff(lv_k), lv_k[1] - lv_k[0], rtol=1e-9, atol=1e-12):
+            raise ValueError("surfaces: the local-vol log-moneyness grid must be evenly spaced")
         for name in names:
             grid, level = surfaces[name](shift.skew_steepening)
-            grids.append(grid)
+            grids.append(_rows_at(grid, lv_t, t0))
             atm.append(level)
-        lv = np.stack(grids)
+        lv = np.ascontiguousarray(np.stack(grids))
         scale = np.ones(n_assets)
         if shift.vol_level is not None:
             scale = shift.vol_level / np.asarray(atm)
         scale = scale + vol_add / np.asarray(atm)
     else:
-        lv_t, lv_k = np.zeros(1), np.zeros(1)
-        lv = np.zeros((n_assets, 1, 1))
+        lv_k = np.array([0.0, 1.0])
+        lv = np.zeros((n_assets, 1, 2))
         scale = np.ones(n_assets)
-    return MarketArrays(x0, ref, chol, growth, sig, div, lnfwd, lv_on, lv, lv_t, lv_k, scale, shift.rate_shift,
+    return MarketArrays(x0, ref, chol, growth, sig, div, lnfwd, lv_on, lv, lv_k, scale, shift.rate_shift,
                         corr.repaired)  # fmt: skip
+
+
+def _rows_at(grid: np.ndarray, grid_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The rows of a [time, log-moneyness] grid interpolated linearly to `times` (flat beyond its ends)."""
+    pos = np.interp(times, grid_times, np.arange(len(grid_times), dtype=np.float64))
+    lo = np.floor(pos).astype(np.int64)
+    hi = np.minimum(lo + 1, len(grid_times) - 1)
+    w = (pos - lo)[:, None]
+    return (1.0 - w) * grid[lo] + w * grid[hi]
 
 
 def psd_cholesky(c: np.ndarray, tol: float = 1e-12) -> np.ndarray:
@@ -399,7 +409,7 @@ def run_group(
         for s, m in enumerate(arrays):
             want = details and s == 0
             run_block(z, m.chol, m.x0, m.ref, t_grid, dt, m.growth, m.sig, m.div, m.lnfwd, m.lv_on, m.lv,
-                      m.lv_t, m.lv_k, m.lv_scale, m.rate_shift, table.p_int, table.p_flt, table.p_step,
+                      m.lv_k, m.lv_scale, m.rate_shift, table.p_int, table.p_flt, table.p_step,
                       table.p_obs, want, red, cpn, b_call, b_ki, b_life, b_red, b_irr)  # fmt: skip
             pv_red[s][:, cols] = red
             pv_cpn[s][:, cols] = cpn

@@ -147,16 +147,17 @@ class StressReport:
 
 
 def _tail(pnl_paths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """VaR and ES (as positive losses) at CONFIDENCE_LEVELS along the last axis of P&L samples."""
+    """VaR and ES (as positive losses) at CONFIDENCE_LEVELS along the last axis of P&L samples.
+
+    VaR at level q is the loss of order floor(q·n) (0-based) among the n sorted losses; ES is the mean of that
+    loss and every larger one. A partial sort (partition) finds them in linear time.
+    """
     losses = -pnl_paths
     n = losses.shape[-1]
-    var = np.empty((*losses.shape[:-1], len(CONFIDENCE_LEVELS)))
-    es = np.empty_like(var)
-    ordered = np.sort(losses, axis=-1)
-    for i, level in enumerate(CONFIDENCE_LEVELS):
-        k = min(n - 1, int(np.floor(level * n)))
-        var[..., i] = ordered[..., k]
-        es[..., i] = ordered[..., k:].mean(axis=-1)
+    ks = [min(n - 1, int(np.floor(level * n))) for level in CONFIDENCE_LEVELS]
+    part = np.partition(losses, ks, axis=-1)
+    var = np.stack([part[..., k] for k in ks], axis=-1)
+    es = np.stack([part[..., k:].mean(axis=-1) for k in ks], axis=-1)
     return var, es
 
 
@@ -260,6 +261,7 @@ def _revalue(
     tick: Callable[[int], None],
     *,
     paired: bool = False,
+    tails: bool = True,
 ) -> _Revaluation:
     """Mean, standard errors and tail measures of every product under every shift, in memory-bounded chunks.
 
@@ -272,8 +274,8 @@ def _revalue(
     means = np.empty((len(shifts), n_products))
     ses = np.empty_like(means)
     diff_ses = np.zeros_like(means)
-    var = np.empty((len(shifts), n_products, len(CONFIDENCE_LEVELS)))
-    es = np.empty_like(var)
+    var = np.full((len(shifts), n_products, len(CONFIDENCE_LEVELS)), np.nan)
+    es = np.full_like(var, np.nan)
     reference: np.ndarray | None = None
     for start in range(0, len(shifts), chunk):
         part = shifts[start : start + chunk]
@@ -287,7 +289,8 @@ def _revalue(
                 reference = pv
             else:
                 diff_ses[start + j] = mean_and_stderr(pv - reference, run.pairs)[1]
-            var[start + j], es[start + j] = _tail(1.0 - pv)
+            if tails:
+                var[start + j], es[start + j] = _tail(1.0 - pv)
     return _Revaluation(means, ses, diff_ses, var, es)
 
 
@@ -319,7 +322,7 @@ def _skew_increments(
             scenarios[i].shift(n_assets),
         ]
     if shifts:
-        r = _revalue(lv_group, market, options, shifts, surfaces, tick, paired=True)
+        r = _revalue(lv_group, market, options, shifts, surfaces, tick, paired=True, tails=False)
         increments[picked] = r.means[1::2] - r.means[0::2]
         errors[picked] = r.diff_stderr[1::2]
     flat = [u for u in group.underlyings if market.underlyings[u].surface is None]

@@ -41,7 +41,7 @@ _CUDASIM_SCRIPT = textwrap.dedent(
     sim_d, eval_d = kernels_cuda._device_functions()
     assert sim_d.py_func.__code__ is kernels.simulate_path.__code__
     assert eval_d.py_func.__code__ is kernels.evaluate_products.__code__
-    for name, fn in (("_bilinear", sim_d), ("_basket", eval_d), ("_survival", eval_d), ("_irr", eval_d)):
+    for name, fn in (("_row_interp", sim_d), ("_basket", eval_d), ("_survival", eval_d), ("_irr", eval_d)):
         helper = fn.py_func.__globals__[name]
         assert helper.py_func.__code__ is getattr(kernels, name).py_func.__code__, name
         assert type(helper) is not type(getattr(kernels, name)), name
@@ -71,7 +71,7 @@ _CUDASIM_SCRIPT = textwrap.dedent(
     ]
 
     lv_t = np.array([0.0, 0.5, 1.0])
-    lv_k = np.array([-0.4, -0.1, 0.0, 0.15, 0.4])
+    lv_k = np.linspace(-0.4, 0.4, 5)
     def lv_grid(level, skew_slope):
         def grid(skew):
             g = level - skew * skew_slope * lv_k[None, :] + 0.03 * lv_t[:, None]
@@ -101,7 +101,7 @@ _CUDASIM_SCRIPT = textwrap.dedent(
                 call = np.full((n_products, n_paths), -7, dtype=np.int64)
                 ki, life, redm, irr = (np.full((n_products, n_paths), -7.0) for _ in range(4))
                 run(z, m.chol, m.x0, m.ref, group.times, dt, m.growth, m.sig, m.div, m.lnfwd, m.lv_on, m.lv,
-                    m.lv_t, m.lv_k, m.lv_scale, m.rate_shift, t.p_int, t.p_flt, t.p_step, t.p_obs, details,
+                    m.lv_k, m.lv_scale, m.rate_shift, t.p_int, t.p_flt, t.p_step, t.p_obs, details,
                     red, cpn, call, ki, life, redm, irr)
                 results[backend] = {"pv_red": red, "pv_cpn": cpn, "call_idx": call, "ki_prob": ki, "life": life,
                                     "redemption": redm, "irr": irr}
