@@ -6,8 +6,10 @@ yields +100 bp, skew steepened}, 320 scenarios. All scenarios reuse the base nor
 random numbers), so a P&L is a difference of two values on the same paths.
 
 The issuer has sold the note at par and is short it. For each variation the report gives:
-- `pnl[s]`: the issuer's mark-to-market P&L in scenario s, -(V_s - V_0), unhedged, and
-  `hedged_pnl[s]` after a delta hedge put on at the base (long delta_a of each underlying);
+- `pnl[s]`: the issuer's mark-to-market P&L in scenario s, -(V_s - V_0), unhedged;
+  `hedged_pnl[s]` after a delta hedge put on at the base (long delta_a of each underlying), and
+  `delta_vega_hedged_pnl[s]` after a delta and a first-order vega hedge (long vega_a of each
+  underlying's ATM vol, earning vega_a times the scenario's vol move at the note's maturity);
 - `var`/`es`: value at risk and expected shortfall at 95/99/99.9% of the issuer's P&L
   distribution held to maturity, 1 - PV(cash flows paid on the path), under the base market and
   under each scenario;
@@ -16,8 +18,10 @@ The issuer has sold the note at par and is short it. For each variation the repo
   observations, read off a revaluation ladder of common spot levels;
 - `trigger_risk`: the largest |gamma| on that ladder within ±5% of the autocall trigger and of the
   knock-in barrier (where a hedger's delta jumps);
-- `capital_at_risk`: the worst delta-hedged loss over the grid, as a fraction of notional, with
-  `passes` = capital at risk within the limit (5% by default).
+- `capital_at_risk`: the worst loss of the delta- and vega-hedged issuer over the grid, as a fraction
+  of notional, with `passes` = capital at risk within the limit (5% by default); the worst
+  delta-hedged and unhedged losses are reported beside it. What remains after the hedges is the
+  risk a hedging desk cannot trade away: gamma, jumps through the barrier, correlation and skew.
 """
 
 from __future__ import annotations
@@ -106,8 +110,10 @@ class StressResult:
     base_value: float
     base_stderr: float
     delta: list[float]
+    vega: list[float]
     pnl: list[float]
     hedged_pnl: list[float]
+    delta_vega_hedged_pnl: list[float]
     pnl_stderr: list[float]
     var: dict[str, list[float]]
     es: dict[str, list[float]]
@@ -117,6 +123,7 @@ class StressResult:
     gap_risk_at: float | None
     trigger_risk: dict[str, Any]
     capital_at_risk: float
+    capital_at_risk_delta_hedged: float
     capital_at_risk_unhedged: float
     worst_scenario: str
     passes: bool
@@ -210,7 +217,7 @@ def stress_test(
     total = 0
     for g in groups:
         n_assets = len(g.underlyings)
-        total += 1 + 2 * n_assets + len(LADDER) + len(_scenario_shifts(scenarios, n_assets, options.model)[0])
+        total += 1 + 4 * n_assets + len(LADDER) + len(_scenario_shifts(scenarios, n_assets, options.model)[0])
         if options.model == "bs":
             total += 2 * sum(s.skew_steepening != 1.0 for s in scenarios)
     done = 0
@@ -330,6 +337,21 @@ def _skew_increments(
     return increments, errors, warnings
 
 
+def _vol_moves(group: Group, market: MarketData, scenarios: list[ScenarioSpec]) -> np.ndarray:
+    """Each scenario's move of each underlying's ATM vol at each product's maturity, in vol points."""
+    out = np.zeros((len(scenarios), len(group.table.specs), len(group.underlyings)))
+    for a, name in enumerate(group.underlyings):
+        times, vols = market.underlyings[name].atm_vols()
+        for p, spec in enumerate(group.table.specs):
+            t = spec.maturity_years
+            var = np.interp(t, np.concatenate([[0.0], times]), np.concatenate([[0.0], vols**2 * times]))
+            today = np.sqrt(var / t) if t <= times[-1] else vols[-1]
+            for s, sc in enumerate(scenarios):
+                if sc.vol_level is not None:
+                    out[s, p, a] = 100 * (sc.vol_level - today)
+    return out
+
+
 def _stress_group(
     group: Group,
     market: MarketData,
@@ -341,7 +363,7 @@ def _stress_group(
 ) -> list[StressResult]:
     n_assets = len(group.underlyings)
     table = group.table
-    head = [Shift(), *greek_shifts(n_assets, ["delta"])]
+    head = [Shift(), *greek_shifts(n_assets, ["delta", "vega"])]
     ladder = [Shift(name=f"ladder{x:g}", spot=tuple([float(x)] * n_assets)) for x in LADDER]
     unique, where = _scenario_shifts(scenarios, n_assets, options.model)
     r = _revalue(group, market, options, head + ladder + unique, surfaces, tick)
@@ -352,6 +374,9 @@ def _stress_group(
     n_head, n_ladder = len(head), len(ladder)
     base = means[0]
     delta = np.stack([(means[1 + 2 * a] - means[2 + 2 * a]) / (2 * SPOT_BUMP) for a in range(n_assets)], axis=1)
+    v0 = 1 + 2 * n_assets
+    vega = np.stack([(means[v0 + 2 * a] - means[v0 + 1 + 2 * a]) / 2 for a in range(n_assets)], axis=1)
+    vol_moves = _vol_moves(group, market, scenarios)  # [scenario, product, asset] in vol points
     ladder_values = means[n_head : n_head + n_ladder]
     scen = slice(n_head + n_ladder, None)
     moves = np.array([s.spot_move for s in scenarios])
@@ -364,21 +389,24 @@ def _stress_group(
         pnl_se = np.hypot(pnl_se, errors)
     pnl = -(values - base[None, :])
     hedged = pnl + moves[:, None] * delta.sum(axis=1)[None, :]
+    hedged_dv = hedged + np.einsum("spa,pa->sp", vol_moves, vega)
     var, es = r.var, r.es
     results = []
     limit = stress_options.capital_at_risk_limit
     for p, spec in enumerate(table.specs):
         gap_loss, gap_at, trig = _ladder_risks(ladder_values[:, p], spec, stress_options.gap)
-        worst = int(np.argmin(hedged[:, p]))
-        car = max(0.0, float(-hedged[worst, p]))
+        worst = int(np.argmin(hedged_dv[:, p]))
+        car = max(0.0, float(-hedged_dv[worst, p]))
         results.append(
             StressResult(
                 name=spec.name,
                 base_value=float(base[p]),
                 base_stderr=float(ses[0, p]),
                 delta=delta[p].tolist(),
+                vega=vega[p].tolist(),
                 pnl=pnl[:, p].tolist(),
                 hedged_pnl=hedged[:, p].tolist(),
+                delta_vega_hedged_pnl=hedged_dv[:, p].tolist(),
                 pnl_stderr=pnl_se[:, p].tolist(),
                 var={f"{lv:g}": var[scen, p, i].tolist() for i, lv in enumerate(CONFIDENCE_LEVELS)},
                 es={f"{lv:g}": es[scen, p, i].tolist() for i, lv in enumerate(CONFIDENCE_LEVELS)},
@@ -388,6 +416,7 @@ def _stress_group(
                 gap_risk_at=gap_at,
                 trigger_risk=trig,
                 capital_at_risk=car,
+                capital_at_risk_delta_hedged=max(0.0, float(-hedged[:, p].min())),
                 capital_at_risk_unhedged=max(0.0, float(-pnl[:, p].min())),
                 worst_scenario=scenarios[worst].name,
                 passes=car <= limit,

@@ -166,10 +166,20 @@ def test_hedged_pnl_adds_the_base_delta_hedge(report: StressReport) -> None:
         np.testing.assert_allclose(r.hedged_pnl, expected, rtol=0, atol=1e-15)
 
 
+def test_the_vega_hedge_earns_vega_times_the_vol_move(report: StressReport) -> None:
+    vol_points = np.array([0.0 if s.vol_level is None else 100 * (s.vol_level - VOL) for s in SCENARIOS])
+    for r in report.results:
+        expected = np.array(r.hedged_pnl) + vol_points * sum(r.vega)
+        np.testing.assert_allclose(r.delta_vega_hedged_pnl, expected, rtol=0, atol=1e-15)
+        i = [s.name for s in SCENARIOS].index("vol30")  # a pure +10 vol move: hedged to first order
+        assert abs(r.delta_vega_hedged_pnl[i]) < abs(r.pnl[i]) / 3, (r.name, r.pnl[i], r.delta_vega_hedged_pnl[i])
+
+
 def test_capital_at_risk_is_the_worst_hedged_loss_and_decides_pass(report: StressReport) -> None:
     for r in report.results:
-        worst = int(np.argmin(r.hedged_pnl))
-        assert r.capital_at_risk == max(0.0, -min(r.hedged_pnl))
+        worst = int(np.argmin(r.delta_vega_hedged_pnl))
+        assert r.capital_at_risk == max(0.0, -min(r.delta_vega_hedged_pnl))
+        assert r.capital_at_risk_delta_hedged == max(0.0, -min(r.hedged_pnl))
         assert r.capital_at_risk_unhedged == max(0.0, -min(r.pnl))
         assert r.worst_scenario == SCENARIOS[worst].name
         assert r.passes == (r.capital_at_risk <= r.limit)
