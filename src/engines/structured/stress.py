@@ -8,8 +8,10 @@ random numbers), so a P&L is a difference of two values on the same paths.
 The issuer has sold the note at par and is short it. For each variation the report gives:
 - `pnl[s]`: the issuer's mark-to-market P&L in scenario s, -(V_s - V_0), unhedged;
   `hedged_pnl[s]` after a delta hedge put on at the base (long delta_a of each underlying), and
-  `delta_vega_hedged_pnl[s]` after a delta and a first-order vega hedge (long vega_a of each
-  underlying's ATM vol, earning vega_a times the scenario's vol move at the note's maturity);
+  `delta_vega_hedged_pnl[s]` after a vega hedge in at-the-money puts of the note's maturity on each
+  underlying (as many as make the book vega-neutral per underlying) and a delta hedge in the
+  underlyings for what remains, the puts revalued in full by Black–Scholes in each scenario (at
+  the scenario's spot, vol level, rates and dividends; skew and correlation do not move them);
 - `var`/`es`: value at risk and expected shortfall at 95/99/99.9% of the issuer's P&L
   distribution held to maturity, 1 - PV(cash flows paid on the path), under the base market and
   under each scenario;
@@ -35,7 +37,8 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from engines.structured.market import MarketData
+from engines.common.black_scholes import black_scholes_price
+from engines.structured.market import MarketData, forward
 from engines.structured.pricing import SPOT_BUMP, PricingOptions, greek_shifts, mean_and_stderr
 from engines.structured.simulation import LOCALVOL_STEPS_PER_YEAR, Group, Shift, make_groups, run_group
 from engines.structured.spec import AutocallSpec
@@ -337,18 +340,66 @@ def _skew_increments(
     return increments, errors, warnings
 
 
-def _vol_moves(group: Group, market: MarketData, scenarios: list[ScenarioSpec]) -> np.ndarray:
-    """Each scenario's move of each underlying's ATM vol at each product's maturity, in vol points."""
-    out = np.zeros((len(scenarios), len(group.table.specs), len(group.underlyings)))
-    for a, name in enumerate(group.underlyings):
-        times, vols = market.underlyings[name].atm_vols()
-        for p, spec in enumerate(group.table.specs):
-            t = spec.maturity_years
-            var = np.interp(t, np.concatenate([[0.0], times]), np.concatenate([[0.0], vols**2 * times]))
-            today = np.sqrt(var / t) if t <= times[-1] else vols[-1]
-            for s, sc in enumerate(scenarios):
-                if sc.vol_level is not None:
-                    out[s, p, a] = 100 * (sc.vol_level - today)
+@dataclass(frozen=True)
+class _OptionHedge:
+    """Per product and underlying: puts held (per unit of notional, on the performance) and the shares after them."""
+
+    puts: np.ndarray  # [product, asset]
+    shares: np.ndarray  # [product, asset]
+    base_put: np.ndarray  # [product, asset]
+    maturity: np.ndarray  # [product]
+
+
+def _atm_vol(market: MarketData, name: str, t: float) -> float:
+    """The ATM implied vol at maturity t from the underlying's term structure (flat beyond its last node)."""
+    times, vols = market.underlyings[name].atm_vols()
+    if t >= times[-1]:
+        return float(vols[-1])
+    var = np.interp(t, np.concatenate([[0.0], times]), np.concatenate([[0.0], vols**2 * times]))
+    return float(np.sqrt(var / t))
+
+
+def _put(market: MarketData, name: str, t: float, x: float, sc: ScenarioSpec | None) -> float:
+    """An ATM-struck European put on the performance S/S0 (strike 1, maturity t) at level x, under a scenario."""
+    r = float(market.rates.zero(t))
+    q = r - float(np.log(forward(market, name, np.array([t]))[0] / market.underlyings[name].spot)) / t
+    vol = _atm_vol(market, name, t)
+    if sc is not None:
+        r, q = r + sc.rate_shift, q + sc.dividend_shift
+        vol = sc.vol_level if sc.vol_level is not None else vol
+    return float(black_scholes_price(x, 1.0, r, q, vol, t, "put"))
+
+
+def _option_hedge(group: Group, market: MarketData, delta: np.ndarray, vega: np.ndarray) -> _OptionHedge:
+    """Vega-neutral in at-the-money puts of the note's maturity, then delta-neutral in the underlyings."""
+    n_products, n_assets = delta.shape
+    puts = np.zeros((n_products, n_assets))
+    shares = np.zeros_like(puts)
+    base = np.zeros_like(puts)
+    maturity = np.array([s.maturity_years for s in group.table.specs])
+    for p, t in enumerate(maturity):
+        for a, name in enumerate(group.underlyings):
+            base[p, a] = _put(market, name, t, 1.0, None)
+            h = 1e-4
+            put_delta = (_put(market, name, t, 1.0 + h, None) - _put(market, name, t, 1.0 - h, None)) / (2 * h)
+            put_vega = _put(
+                market, name, t, 1.0, ScenarioSpec(name="vol+1", vol_level=_atm_vol(market, name, t) + 0.01)
+            )
+            put_vega -= base[p, a]  # per vol point, like the note's vega
+            puts[p, a] = vega[p, a] / put_vega if put_vega > 0 else 0.0
+            shares[p, a] = delta[p, a] - puts[p, a] * put_delta
+    return _OptionHedge(puts, shares, base, maturity)
+
+
+def _hedge_pnl(group: Group, market: MarketData, hedge: _OptionHedge, scenarios: list[ScenarioSpec]) -> np.ndarray:
+    """P&L [scenario, product] of the option-and-share hedge, the puts revalued in full (Black–Scholes)."""
+    out = np.zeros((len(scenarios), len(hedge.maturity)))
+    for s, sc in enumerate(scenarios):
+        x = 1.0 + sc.spot_move
+        for p, t in enumerate(hedge.maturity):
+            for a, name in enumerate(group.underlyings):
+                put = _put(market, name, t, x, sc)
+                out[s, p] += hedge.puts[p, a] * (put - hedge.base_put[p, a]) + hedge.shares[p, a] * sc.spot_move
     return out
 
 
@@ -376,7 +427,6 @@ def _stress_group(
     delta = np.stack([(means[1 + 2 * a] - means[2 + 2 * a]) / (2 * SPOT_BUMP) for a in range(n_assets)], axis=1)
     v0 = 1 + 2 * n_assets
     vega = np.stack([(means[v0 + 2 * a] - means[v0 + 1 + 2 * a]) / 2 for a in range(n_assets)], axis=1)
-    vol_moves = _vol_moves(group, market, scenarios)  # [scenario, product, asset] in vol points
     ladder_values = means[n_head : n_head + n_ladder]
     scen = slice(n_head + n_ladder, None)
     moves = np.array([s.spot_move for s in scenarios])
@@ -389,7 +439,7 @@ def _stress_group(
         pnl_se = np.hypot(pnl_se, errors)
     pnl = -(values - base[None, :])
     hedged = pnl + moves[:, None] * delta.sum(axis=1)[None, :]
-    hedged_dv = hedged + np.einsum("spa,pa->sp", vol_moves, vega)
+    hedged_dv = pnl + _hedge_pnl(group, market, _option_hedge(group, market, delta, vega), scenarios)
     var, es = r.var, r.es
     results = []
     limit = stress_options.capital_at_risk_limit
