@@ -116,21 +116,29 @@ class NormalSource:
         self._sqdt = np.sqrt(np.diff(self.times))
 
     def block(self, first_path: int, n_paths: int) -> np.ndarray:
-        """Normals for paths [first_path, first_path + n_paths): `first_path` must start a block."""
+        """Normals for paths [first_path, first_path + n_paths): `first_path` must start a block.
+
+        With antithetic sampling the second half mirrors the first."""
+        fresh = self.fresh(first_path, n_paths)
+        return np.concatenate([fresh, -fresh]) if self.antithetic else fresh
+
+    def fresh(self, first_path: int, n_paths: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The block's independent draws (its first half with antithetic sampling), into `out` if given."""
         if first_path % BLOCK_PATHS:
             raise ValueError(f"first_path: {first_path} is not a multiple of the block size {BLOCK_PATHS}")
         if self.antithetic and n_paths % 2:
             raise ValueError(f"paths: antithetic sampling needs an even number of paths, got {n_paths}")
         fresh = n_paths // 2 if self.antithetic else n_paths
         block_index = first_path // BLOCK_PATHS
+        shape = (fresh, self.n_steps, self.n_assets)
+        if out is None:
+            out = np.empty(shape)
         if self.sampler == "pseudo":
             rng = np.random.default_rng(np.random.SeedSequence([self.seed, block_index]))
-            z = rng.standard_normal((fresh, self.n_steps, self.n_assets))
+            rng.standard_normal(shape, out=out)
         else:
-            z = self._sobol(block_index * (BLOCK_PATHS // 2 if self.antithetic else BLOCK_PATHS), fresh)
-        if self.antithetic:
-            z = np.concatenate([z, -z])
-        return z
+            out[...] = self._sobol(block_index * (BLOCK_PATHS // 2 if self.antithetic else BLOCK_PATHS), fresh)
+        return out
 
     def _sobol(self, start: int, n: int) -> np.ndarray:
         dims = self.n_steps * self.n_assets

@@ -326,22 +326,28 @@ def _batches(blocks: list[tuple[int, int]], per_path_bytes: int) -> list[list[tu
 _DRAW_THREADS = ThreadPoolExecutor(max_workers=os.cpu_count() or 1, thread_name_prefix="structured-draws")
 
 
-def _draw(source: NormalSource, batch: list[tuple[int, int]]) -> np.ndarray:
-    """The normals of a batch of blocks, drawn on several threads (each block has its own generator, and
-    numpy releases the GIL while filling, so this is parallel and the draws do not depend on the threads)."""
-    if len(batch) == 1:
-        return source.block(*batch[0])
-    return np.concatenate(list(_DRAW_THREADS.map(lambda b: source.block(*b), batch)))
+def _draw(source: NormalSource, batch: list[tuple[int, int]]) -> tuple[np.ndarray, int]:
+    """The normals of a batch of blocks, and how many are fresh draws.
 
+    Ordered as every block's fresh draws in block order, then (antithetic) all their mirror images,
+    so that the batch's results land in two contiguous ranges of the run's arrays. The blocks are
+    drawn on several threads (each block has its own generator and numpy fills without the GIL),
+    which leaves the draws independent of the thread count.
+    """
+    counts = [n // 2 if source.antithetic else n for _, n in batch]
+    fresh = sum(counts)
+    z = np.empty(((2 if source.antithetic else 1) * fresh, source.n_steps, source.n_assets))
+    starts = np.concatenate([[0], np.cumsum(counts)])
+    groups = np.array_split(np.arange(len(batch)), min(len(batch), os.cpu_count() or 1))
 
-def _columns(offset: int, n: int, half: int, antithetic: bool) -> np.ndarray:
-    """Where a block's paths go in the run's arrays: with antithetic pairs, the block's first half at
-    offset/2 and its mirror images at half + offset/2, so that path i and path i + half are a pair."""
-    if not antithetic:
-        return np.arange(offset, offset + n)
-    h = n // 2
-    first = np.arange(offset // 2, offset // 2 + h)
-    return np.concatenate([first, half + first])
+    def fill(indices: np.ndarray) -> None:
+        for i in indices:
+            source.fresh(batch[i][0], batch[i][1], out=z[starts[i] : starts[i + 1]])
+
+    list(_DRAW_THREADS.map(fill, groups))
+    if source.antithetic:
+        np.negative(z[:fresh], out=z[fresh:])
+    return z, fresh
 
 
 def _kernel(backend: Backend) -> Callable[..., None]:
@@ -399,9 +405,12 @@ def run_group(
     half = paths // 2
     per_path_bytes = 8 * max(1, len(dt)) * len(group.underlyings)
     for batch in _batches(path_blocks(paths, first_path), per_path_bytes):
-        z = _draw(source, batch)
-        cols = np.concatenate([_columns(start - first_path, n, half, antithetic) for start, n in batch])
+        z, fresh = _draw(source, batch)
         n = z.shape[0]
+        at = (batch[0][0] - first_path) // (2 if antithetic else 1)
+        places = [(slice(0, fresh), slice(at, at + fresh))]  # antithetic: path i pairs with path i + half
+        if antithetic:
+            places.append((slice(fresh, n), slice(half + at, half + at + fresh)))
         red = np.empty((n_products, n))
         cpn = np.empty((n_products, n))
         b_call = np.empty((n_products, n), dtype=np.int64)
@@ -411,14 +420,15 @@ def run_group(
             run_block(z, m.chol, m.x0, m.ref, t_grid, dt, m.growth, m.sig, m.div, m.lnfwd, m.lv_on, m.lv,
                       m.lv_k, m.lv_scale, m.rate_shift, table.p_int, table.p_flt, table.p_step,
                       table.p_obs, want, red, cpn, b_call, b_ki, b_life, b_red, b_irr)  # fmt: skip
-            pv_red[s][:, cols] = red
-            pv_cpn[s][:, cols] = cpn
-            if want:
-                det["call_idx"][:, cols] = b_call
-                det["ki_prob"][:, cols] = b_ki
-                det["life"][:, cols] = b_life
-                det["redemption"][:, cols] = b_red
-                det["irr"][:, cols] = b_irr
+            for src, dst in places:
+                pv_red[s][:, dst] = red[:, src]
+                pv_cpn[s][:, dst] = cpn[:, src]
+                if want:
+                    det["call_idx"][:, dst] = b_call[:, src]
+                    det["ki_prob"][:, dst] = b_ki[:, src]
+                    det["life"][:, dst] = b_life[:, src]
+                    det["redemption"][:, dst] = b_red[:, src]
+                    det["irr"][:, dst] = b_irr[:, src]
         if progress is not None:
             progress(n * len(arrays))
     return GroupRun(pv_red, pv_cpn, antithetic, **det)
