@@ -178,6 +178,7 @@ class ProductStats:
     loss_redemption_sum: float
     irr_sum: float
     irr_histogram: list[int]
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -201,6 +202,7 @@ class ProductStats:
             self.life_sum + other.life_sum, self.loss_count + other.loss_count,
             self.loss_redemption_sum + other.loss_redemption_sum, self.irr_sum + other.irr_sum,
             add(self.irr_histogram, other.irr_histogram),
+            sorted(set(self.warnings) | set(other.warnings)),
         )  # fmt: skip
 
 
@@ -211,7 +213,18 @@ def _samples(values: np.ndarray, pairs: bool) -> np.ndarray:
     return values.astype(np.float64)
 
 
-def _group_stats(group: Group, run: GroupRun, shifts: list[Shift]) -> list[ProductStats]:
+def market_warnings(group: Group, market: MarketData) -> list[str]:
+    """What the caller must know about the market data used (a repaired correlation matrix)."""
+    corr = market.correlation_for(list(group.underlyings))
+    if corr.repaired:
+        return [
+            f"correlation of {list(group.underlyings)} was not positive semi-definite and was replaced by the "
+            f"nearest correlation matrix (largest change {corr.max_change:.4f})"
+        ]
+    return []
+
+
+def _group_stats(group: Group, run: GroupRun, shifts: list[Shift], warnings: list[str]) -> list[ProductStats]:
     table = group.table
     rates = table.p_flt[:, 0]
     y = _samples(run.pv_red + rates[None, :, None] * run.pv_cpn, run.pairs)
@@ -245,6 +258,7 @@ def _group_stats(group: Group, run: GroupRun, shifts: list[Shift]) -> list[Produ
                 loss_redemption_sum=float(run.redemption[p][loss].sum(dtype=np.float64)),
                 irr_sum=float(run.irr[p].sum(dtype=np.float64)),
                 irr_histogram=np.histogram(irr, IRR_BIN_EDGES)[0].tolist(),
+                warnings=list(warnings),
             )
         )
     return out
@@ -273,7 +287,7 @@ def result_from_stats(stats: ProductStats, options: PricingOptions) -> PriceResu
     by_name = {name: np.array([mean[i]]) for i, name in enumerate(stats.shifts)}
     greeks = greeks_from(by_name, np.array([mean[0]]), stats.n_assets, options.greeks)[0]
     red, cpn = stats.redemption_sum / n, stats.coupon_sum / n
-    warnings = []
+    warnings = list(stats.warnings)
     if options.sampler == "sobol" and stats.paths & (stats.paths - 1):
         warnings.append("Sobol points are best used in powers of two; the standard error is a pseudo-random estimate")
     counts = np.asarray(stats.irr_histogram)
@@ -335,7 +349,7 @@ def price_stats(
         run = run_group(group, market, shifts, paths=paths, seed=options.seed, sampler=options.sampler,
                         antithetic=options.antithetic, details=True, surfaces=surfaces,
                         first_path=first_path, progress=tick, backend=options.backend)  # fmt: skip
-        for i, st in zip(group.indices, _group_stats(group, run, shifts), strict=True):
+        for i, st in zip(group.indices, _group_stats(group, run, shifts, market_warnings(group, market)), strict=True):
             out[i] = st
     return [st for st in out if st is not None]
 

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from engines.common.black_scholes import black_scholes_price
 from engines.structured.market import MarketData, forward
-from engines.structured.pricing import SPOT_BUMP, PricingOptions, greek_shifts, mean_and_stderr
+from engines.structured.pricing import SPOT_BUMP, PricingOptions, greek_shifts, market_warnings, mean_and_stderr
 from engines.structured.simulation import LOCALVOL_STEPS_PER_YEAR, Group, Shift, make_groups, run_group
 from engines.structured.spec import AutocallSpec
 
@@ -432,9 +432,10 @@ def _stress_group(
     moves = np.array([s.spot_move for s in scenarios])
     values = means[scen].copy()
     pnl_se = r.diff_stderr[scen].copy()
-    warnings: list[str] = []
+    warnings = market_warnings(group, market)
     if options.model == "bs" and any(s.skew_steepening != 1.0 for s in scenarios):
-        increments, errors, warnings = _skew_increments(group, market, options, scenarios, tick)
+        increments, errors, skew_warnings = _skew_increments(group, market, options, scenarios, tick)
+        warnings += skew_warnings
         values += increments
         pnl_se = np.hypot(pnl_se, errors)
     pnl = -(values - base[None, :])

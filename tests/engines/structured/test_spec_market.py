@@ -437,3 +437,20 @@ def test_nearest_correlation_is_a_correlation_no_farther_than_clipping(matrix: l
 def test_nearest_correlation_leaves_a_valid_correlation_matrix_alone() -> None:
     a = np.array([[1.0, 0.5, 0.2], [0.5, 1.0, 0.3], [0.2, 0.3, 1.0]])
     np.testing.assert_allclose(nearest_correlation(a), a, atol=1e-10)
+
+
+def test_a_repaired_correlation_is_reported_with_the_price_and_the_stress() -> None:
+    from engines.structured.pricing import PricingOptions, price
+    from engines.structured.stress import ScenarioSpec, stress_test
+
+    bad = [[1.0, 0.9, -0.9], [0.9, 1.0, 0.9], [-0.9, 0.9, 1.0]]
+    unders = {n: UnderlyingMarket(spot=100.0, volatility=0.2) for n in ("A", "B", "C")}
+    market = MarketData(underlyings=unders, correlation=bad, repair_correlation=True)
+    spec = AutocallSpec(underlyings=["A", "B", "C"], maturity_years=1.0)
+    result = price(spec, market, PricingOptions(paths=2048, seed=1, sampler="pseudo"))
+    assert any("nearest correlation matrix" in w for w in result.warnings), result.warnings
+    report = stress_test([spec], market, PricingOptions(paths=2048, seed=1, sampler="pseudo"),
+                         [ScenarioSpec(name="crash", spot_move=-0.3)])  # fmt: skip
+    assert any("nearest correlation matrix" in w for w in report.results[0].warnings)
+    healthy = MarketData(underlyings=unders)
+    assert not price(spec, healthy, PricingOptions(paths=2048, seed=1, sampler="pseudo")).warnings
