@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib
 import math
+import re
 import threading
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +50,23 @@ class UnknownKind(EngineError, LookupError):
     def __init__(self, kind: str, known: Collection[str]) -> None:
         self.kind = kind
         super().__init__(f"unknown compute kind {kind!r}; known kinds: {', '.join(sorted(known)) or 'none'}")
+
+
+_NAMED_FIELD = re.compile(r"^([A-Za-z_]\w*(?:\[\d+\])*(?:\.[A-Za-z_]\w*(?:\[\d+\])*)*): ")
+
+
+def split_named_field(message: str) -> tuple[str | None, str]:
+    """(field, reason) of a validation message; the field is None unless the message starts by naming it.
+
+    Checks that span several fields (a pydantic model validator) cannot point pydantic at one field, so
+    they name it at the start of their message (``knock_in.barrier: 0.9 is above ...``); pydantic's
+    ``Value error, `` and ``Assertion failed, `` prefixes are dropped.
+    """
+    message = message.removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    named = _NAMED_FIELD.match(message)
+    if named is None:
+        return None, message
+    return named.group(1), message[named.end() :]
 
 
 class InvalidInputs(EngineError, ValueError):

@@ -320,13 +320,13 @@ def lab_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Price the variations of a base note over a grid (default: 5 barriers x 5 coupons x 3 triggers = 75)."""
-    from risklab.structured_samples import SpecFileError, lab_variations, load_lab
+    from risklab.structured_samples import SpecFileError, grid_variations, load_lab
 
     options = _options(paths, seed, model, sampler, _greeks(greeks), margin)
     mkt, market_where = _market(market)
     try:
-        base_spec, _ = load_lab(base)
-        specs = lab_variations(base)
+        base_spec, grid = load_lab(base)
+        specs = grid_variations(base_spec, grid, str(base))
     except SpecFileError as exc:
         raise _fail(str(exc)) from None
     _checked(specs, str(base), mkt, market_where)

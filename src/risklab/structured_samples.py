@@ -12,7 +12,6 @@ SMI and UKX are treated as EUR-denominated for the sake of the example.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from engines.registry import split_named_field
 from engines.structured.lab import LabGrid, variations
 from engines.structured.market import MarketData
 from engines.structured.spec import AutocallSpec
@@ -29,7 +29,6 @@ M = TypeVar("M", bound=BaseModel)
 
 SAMPLE_MARKET = "market.json"
 SAMPLE_SPEC = "autocall.json"
-_FIELD_PREFIX = re.compile(r"^([A-Za-z_][\w]*(?:\[\d+\])*(?:\.[A-Za-z_][\w]*(?:\[\d+\])*)*): ")
 
 
 class SpecFileError(ValueError):
@@ -77,7 +76,7 @@ def load_specs(path: Path | str) -> list[AutocallSpec]:
     data = read_json(path)
     if isinstance(data, dict) and "base" in data:
         base, grid = _lab(data, str(path))
-        return _variations(base, grid, str(path))
+        return grid_variations(base, grid, str(path))
     items, prefix = _spec_items(data, str(path))
     return [_validate(AutocallSpec, item, str(path), f"{prefix}[{i}]" if prefix is not None else "")
             for i, item in enumerate(items)]  # fmt: skip
@@ -96,7 +95,7 @@ def load_lab(path: Path | str) -> tuple[AutocallSpec, LabGrid]:
 def lab_variations(path: Path | str) -> list[AutocallSpec]:
     """The variations of a lab file (a spec object gets the default grid: at least 75 variations)."""
     base, grid = load_lab(path)
-    return _variations(base, grid, str(path))
+    return grid_variations(base, grid, str(path))
 
 
 def load_scenarios(path: Path | str) -> list[ScenarioSpec]:
@@ -164,7 +163,8 @@ def _lab(data: dict[str, Any], where: str) -> tuple[AutocallSpec, LabGrid]:
     return base, grid
 
 
-def _variations(base: AutocallSpec, grid: LabGrid, where: str) -> list[AutocallSpec]:
+def grid_variations(base: AutocallSpec, grid: LabGrid, where: str) -> list[AutocallSpec]:
+    """The variations of `base` over `grid`; a refusal names `where` (the lab file) and the grid."""
     try:
         out = variations(base, grid)
     except ValueError as exc:
@@ -186,12 +186,10 @@ def describe(exc: ValidationError, prefix: str = "") -> str:
     """The first error of a ValidationError as ``field.loc: message`` (and how many more there are)."""
     errors = exc.errors(include_url=False)
     first = errors[0]
-    msg = str(first["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
     loc = _join(prefix, first["loc"])
-    named = _FIELD_PREFIX.match(msg)
-    if named:  # a model validator names the field in its message: "knock_in.barrier: ..."
-        loc = _join(loc, (named.group(1),))
-        msg = msg[named.end() :]
+    named, msg = split_named_field(str(first["msg"]))
+    if named is not None:
+        loc = _join(loc, (named,))
     if first["type"] == "missing":
         msg = "missing (a required field)"
     elif first["type"] == "extra_forbidden":

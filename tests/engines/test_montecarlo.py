@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
 import textwrap
 import zlib
 from typing import Any
@@ -232,13 +229,8 @@ _CUDASIM_SCRIPT = textwrap.dedent(
 )
 
 
-def test_cuda_kernel_agrees_with_cpu_under_the_simulator() -> None:
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    proc = subprocess.run([sys.executable, "-c", _CUDASIM_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    if "skip" in answer:
-        pytest.skip(answer["skip"])
+def test_cuda_kernel_agrees_with_cpu_under_the_simulator(cuda_simulator) -> None:
+    answer = cuda_simulator(_CUDASIM_SCRIPT)
     for option, r in answer.items():
         assert r["pairs"] == 515, option
         assert r["max_abs_diff"] < 1e-12, option

@@ -15,18 +15,18 @@ validated with the boundary models; an error names the field as `<input>.<path>`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from engines.registry import InvalidInputs, check_fields, register
+from engines.registry import InvalidInputs, check_fields, register, split_named_field
 from engines.structured.kid import KidOptions, kid_indicators
 from engines.structured.lab import LabGrid, variations
 from engines.structured.market import MarketData
 from engines.structured.pricing import PricingOptions, ProductStats, price_stats, result_from_stats
 from engines.structured.sampling import BLOCK_PATHS
+from engines.structured.simulation import check_market_covers
 from engines.structured.spec import AutocallSpec
 from engines.structured.stress import ScenarioSpec, StressOptions, default_scenarios, stress_test
 
@@ -40,15 +40,10 @@ def parse(model: type[BaseModel], data: Any, field: str) -> Any:
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in err["loc"])
-        msg = str(err["msg"]).removeprefix("Value error, ")
-        named = _NAMED.match(msg)  # a model-level check names its field at the start of the message
+        named, msg = split_named_field(str(err["msg"]))
         if named is not None:
-            loc = f"{loc}.{named['field']}" if loc else named["field"]
-            msg = named["reason"]
+            loc = f"{loc}.{named}" if loc else named
         raise InvalidInputs(f"{field}.{loc}" if loc else field, msg) from None
-
-
-_NAMED = re.compile(r"^(?P<field>[A-Za-z_][\w.\[\]]*): (?P<reason>.*)$", re.S)
 
 
 def _specs(inputs: Mapping[str, Any]) -> list[AutocallSpec]:
@@ -71,12 +66,7 @@ def _options(inputs: Mapping[str, Any], seed: int | None) -> PricingOptions:
 
 def _market(inputs: Mapping[str, Any], specs: list[AutocallSpec]) -> MarketData:
     market = parse(MarketData, inputs.get("market"), "market")
-    for i, s in enumerate(specs):
-        missing = [u for u in s.underlyings if u not in market.underlyings]
-        if missing:
-            raise InvalidInputs(f"specs[{i}].underlyings", f"no market data for {missing}; have {market.names}")
-        if s.currency != market.currency:
-            raise InvalidInputs(f"specs[{i}].currency", f"{s.currency} differs from the market's {market.currency}")
+    check_market_covers(specs, market)
     return market
 
 

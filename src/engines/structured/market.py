@@ -215,6 +215,14 @@ class CorrelationResult:
     max_change: float
 
 
+def atm_total_variance(node_times: np.ndarray, node_vols: np.ndarray, t: np.ndarray | float) -> np.ndarray:
+    """Total ATM variance σ²t at `t` from a vol term structure: linear in total variance from 0 at t = 0 between
+    the nodes, and at the last node's vol beyond it."""
+    t = np.asarray(t, dtype=np.float64)
+    inside = np.interp(t, np.concatenate([[0.0], node_times]), np.concatenate([[0.0], node_vols**2 * node_times]))
+    return np.where(t > node_times[-1], node_vols[-1] ** 2 * t, inside)
+
+
 def forward(market: MarketData, name: str, times: np.ndarray) -> np.ndarray:
     """Forward of `name` at `times`: spot grown at r - q, less cash dividends grown from their ex-dates."""
     u = market.underlyings[name]

@@ -84,10 +84,7 @@ class PriceResult:
 
 def mean_and_stderr(values: np.ndarray, pairs: bool) -> tuple[np.ndarray, np.ndarray]:
     """Mean and Monte Carlo standard error along the last axis (antithetic pairs are i and i + n/2)."""
-    n = values.shape[-1]
-    if pairs:
-        half = n // 2
-        values = 0.5 * (values[..., :half] + values[..., half : 2 * half])
+    values = _samples(values, pairs)
     m = values.shape[-1]
     mean = values.mean(axis=-1, dtype=np.float64)
     sd = values.std(axis=-1, ddof=1, dtype=np.float64) if m > 1 else np.zeros_like(mean)
@@ -207,6 +204,7 @@ class ProductStats:
 
 
 def _samples(values: np.ndarray, pairs: bool) -> np.ndarray:
+    """The independent samples in float64: antithetic pair averages (paths i and i + n/2), or the paths."""
     if pairs:
         half = values.shape[-1] // 2
         return 0.5 * (values[..., :half].astype(np.float64) + values[..., half : 2 * half])

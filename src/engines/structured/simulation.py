@@ -18,8 +18,9 @@ from typing import Literal
 
 import numpy as np
 
+from engines.registry import InvalidInputs
 from engines.structured import kernels
-from engines.structured.market import MarketData, forward
+from engines.structured.market import MarketData, atm_total_variance, forward
 from engines.structured.sampling import NormalSource, Sampler, path_blocks
 from engines.structured.spec import TRADING_DAYS_PER_YEAR, AutocallSpec
 
@@ -73,7 +74,6 @@ class Group:
     times: np.ndarray
     table: ProductTable
     model: Model
-    needs_bridge_steps: bool = False
     indices: list[int] = field(default_factory=list)
 
 
@@ -137,6 +137,23 @@ def product_table(specs: Sequence[AutocallSpec], times: np.ndarray, market: Mark
     return ProductTable(list(specs), p_int, p_flt, p_step, p_obs, obs_times)
 
 
+def check_market_covers(specs: Sequence[AutocallSpec], market: MarketData) -> None:
+    """Refuse the first spec the market cannot price, naming its field: an underlying without market data
+    (`specs[i].underlyings`) or a currency other than the market's (`specs[i].currency`: no quanto or FX)."""
+    for i, s in enumerate(specs):
+        missing = [u for u in s.underlyings if u not in market.underlyings]
+        if missing:
+            have = ", ".join(market.names)
+            raise InvalidInputs(
+                f"specs[{i}].underlyings", f"no market data for {', '.join(missing)}; the market has {have}"
+            )
+        if s.currency != market.currency:
+            raise InvalidInputs(
+                f"specs[{i}].currency",
+                f"{s.currency} differs from the market's {market.currency}; the engine has no quanto or FX conversion",
+            )
+
+
 def make_groups(
     specs: Sequence[AutocallSpec],
     market: MarketData,
@@ -145,16 +162,9 @@ def make_groups(
     localvol_steps_per_year: int = LOCALVOL_STEPS_PER_YEAR,
 ) -> list[Group]:
     """Group specs by underlyings (in order) so that each group shares one path set."""
+    check_market_covers(specs, market)
     by_key: dict[tuple[str, ...], list[int]] = {}
     for i, s in enumerate(specs):
-        missing = [u for u in s.underlyings if u not in market.underlyings]
-        if missing:
-            raise KeyError(f"underlyings: no market data for {missing} (spec {s.name!r}); have {market.names}")
-        if s.currency != market.currency:
-            raise ValueError(
-                f"currency: the note pays in {s.currency} but the market data is for {market.currency} "
-                "(quanto notes are not supported)"
-            )
         by_key.setdefault(tuple(s.underlyings), []).append(i)
     groups = []
     for key, idx in by_key.items():
@@ -180,7 +190,6 @@ class MarketArrays:
     lv_k: np.ndarray
     lv_scale: np.ndarray
     rate_shift: float
-    correlation_repaired: bool = False
 
 
 def market_arrays(group: Group, market: MarketData, shift: Shift, surfaces: dict | None = None) -> MarketArrays:
@@ -218,12 +227,7 @@ def market_arrays(group: Group, market: MarketData, shift: Shift, surfaces: dict
         vv = vv + vol_add[a]
         if np.any(vv <= 0):
             raise ValueError(f"vol_shift: the shifted volatility of {name} is not positive")
-        total_var = np.interp(np.concatenate([t0, t1]), np.concatenate([[0.0], vt]),
-                              np.concatenate([[0.0], vv**2 * vt]), right=np.nan)  # fmt: skip
-        tv0, tv1 = total_var[: len(dt)], total_var[len(dt) :]
-        beyond = np.isnan(tv1)  # flat vol beyond the last node
-        tv1 = np.where(beyond, vv[-1] ** 2 * t1, tv1)
-        tv0 = np.where(np.isnan(tv0), vv[-1] ** 2 * t0, tv0)
+        tv0, tv1 = atm_total_variance(vt, vv, t0), atm_total_variance(vt, vv, t1)
         sig[:, a] = np.sqrt(np.maximum(tv1 - tv0, 0.0) / dt)
     corr = market.correlation_for(names)
     c = corr.matrix.copy()
@@ -259,8 +263,7 @@ def market_arrays(group: Group, market: MarketData, shift: Shift, surfaces: dict
         lv_k = np.array([0.0, 1.0])
         lv = np.zeros((n_assets, 1, 2))
         scale = np.ones(n_assets)
-    return MarketArrays(x0, ref, chol, growth, sig, div, lnfwd, lv_on, lv, lv_k, scale, shift.rate_shift,
-                        corr.repaired)  # fmt: skip
+    return MarketArrays(x0, ref, chol, growth, sig, div, lnfwd, lv_on, lv, lv_k, scale, shift.rate_shift)
 
 
 def _rows_at(grid: np.ndarray, grid_times: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -38,7 +38,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from engines.common.black_scholes import black_scholes_price
-from engines.structured.market import MarketData, forward
+from engines.structured.market import MarketData, atm_total_variance, forward
 from engines.structured.pricing import SPOT_BUMP, PricingOptions, greek_shifts, market_warnings, mean_and_stderr
 from engines.structured.simulation import LOCALVOL_STEPS_PER_YEAR, Group, Shift, make_groups, run_group
 from engines.structured.spec import AutocallSpec
@@ -351,12 +351,9 @@ class _OptionHedge:
 
 
 def _atm_vol(market: MarketData, name: str, t: float) -> float:
-    """The ATM implied vol at maturity t from the underlying's term structure (flat beyond its last node)."""
+    """The ATM implied vol at maturity t from the underlying's term structure."""
     times, vols = market.underlyings[name].atm_vols()
-    if t >= times[-1]:
-        return float(vols[-1])
-    var = np.interp(t, np.concatenate([[0.0], times]), np.concatenate([[0.0], vols**2 * times]))
-    return float(np.sqrt(var / t))
+    return float(np.sqrt(atm_total_variance(times, vols, t) / t))
 
 
 def _put(market: MarketData, name: str, t: float, x: float, sc: ScenarioSpec | None) -> float:

@@ -8,10 +8,6 @@ IEEE double arithmetic with the same libm and must agree to rounding.
 from __future__ import annotations
 
 import inspect
-import json
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
@@ -131,14 +127,8 @@ _DETAILS = ("call_idx", "ki_prob", "life", "redemption", "irr")
 
 
 @pytest.fixture(scope="module")
-def simulated() -> dict:
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    proc = subprocess.run([sys.executable, "-c", _CUDASIM_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    answer = json.loads(proc.stdout.strip().splitlines()[-1])
-    if "skip" in answer:
-        pytest.skip(answer["skip"])
-    return answer
+def simulated(cuda_simulator) -> dict:
+    return cuda_simulator(_CUDASIM_SCRIPT)
 
 
 def test_cuda_kernel_matches_cpu_kernel_under_the_simulator(simulated: dict) -> None:
@@ -199,11 +189,8 @@ _PRICING_SCRIPT = textwrap.dedent(
 )
 
 
-def test_pricing_through_the_cuda_backend_matches_the_cpu_under_the_simulator() -> None:
-    env = {**os.environ, "NUMBA_ENABLE_CUDASIM": "1"}
-    proc = subprocess.run([sys.executable, "-c", _PRICING_SCRIPT], env=env, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    out = json.loads(proc.stdout.strip().splitlines()[-1])
+def test_pricing_through_the_cuda_backend_matches_the_cpu_under_the_simulator(cuda_simulator) -> None:
+    out = cuda_simulator(_PRICING_SCRIPT)
     cpu, gpu = out["cpu"], out["cuda"]
     for field in ("price", "stderr", "knock_in_probability", "expected_life_years"):
         assert gpu[field] == pytest.approx(cpu[field], rel=1e-12, abs=1e-14), field
