@@ -49,6 +49,19 @@ class Settings(BaseSettings):
     artifacts_s3_bucket: str | None = Field(
         default=None, description="S3 bucket for artifacts; when set, artifacts go to S3 through boto3."
     )
+    artifacts_s3_prefix: str = Field(default="risklab/", description="Key prefix of artifacts in the S3 bucket.")
+    artifacts_s3_endpoint_url: str | None = Field(
+        default=None, description="S3 endpoint URL (an S3-compatible server); unset: AWS's own endpoint."
+    )
+    artifacts_s3_region: str | None = Field(default=None, description="Region of the S3 bucket.")
+    anthropic_api_key: SecretStr | None = Field(
+        default=None, description="Anthropic API key; when set, agents' narratives are written by Claude."
+    )
+    anthropic_base_url: str | None = Field(default=None, description="Messages API base URL; unset: Anthropic's.")
+    anthropic_model: str = Field(default="claude-sonnet-4-5", description="Model that writes the narratives.")
+    narrator_timeout_seconds: float = Field(
+        default=20.0, gt=0, description="Longest wait for a narrative before the deterministic one is used."
+    )
     handler_retries: int = Field(default=5, ge=0, description="Retries of a failing handler before dead-letter.")
     retry_backoff_seconds: float = Field(default=0.2, gt=0, description="First retry delay, doubled each time.")
     api_host: str = Field(default="127.0.0.1", description="Address the HTTP API binds to.")
