@@ -16,12 +16,13 @@ from typing import Any
 import asyncpg
 import pytest
 
+from bus.artifacts import LocalArtifactStore, content_key
 from bus.catalog import CATALOG
 from bus.codec import decode
 from bus.compute import chunk_requests
 from bus.database import connect_pool
 from bus.envelope import Envelope, derived_event_id
-from bus.events.compute import ComputeCompleted, ComputeFailed
+from bus.events.compute import ComputeCompleted, ComputeFailed, ComputeRequested
 from bus.memory import MemoryTransport
 from bus.runtime.runner import ActorRunner, RuntimeOptions
 from bus.topics import COMPUTE_REQUESTS, COMPUTE_RESULTS, topic_specs
@@ -110,7 +111,7 @@ async def test_chunked_monte_carlo_request_agrees_with_closed_form(
     pool: asyncpg.Pool, transport: MemoryTransport, tmp_path: Path
 ) -> None:
     inputs = {**OPTION, "paths": 50_000}
-    async with running(ActorRunner(EngineWorker(tmp_path), transport, pool, OPTIONS)):
+    async with running(ActorRunner(EngineWorker(LocalArtifactStore(tmp_path)), transport, pool, OPTIONS)):
         result = await request_and_gather(
             transport, "mc.european_option", [inputs] * 4, seed=2024, timeout=120, request_id="mc-four-chunks"
         )
@@ -129,7 +130,7 @@ async def test_chunked_monte_carlo_request_agrees_with_closed_form(
 async def test_unknown_kind_and_invalid_inputs_come_back_as_compute_failed(
     pool: asyncpg.Pool, transport: MemoryTransport, tmp_path: Path
 ) -> None:
-    async with running(ActorRunner(EngineWorker(tmp_path), transport, pool, OPTIONS)) as runner:
+    async with running(ActorRunner(EngineWorker(LocalArtifactStore(tmp_path)), transport, pool, OPTIONS)) as runner:
         unknown_id, _ = await publish_requests(transport, "mc.asian_option", [OPTION])
         [unknown] = await wait_for_answers(transport, unknown_id, 1)
         assert isinstance(unknown, ComputeFailed)
@@ -165,7 +166,7 @@ async def test_engine_exception_comes_back_as_compute_failed(
     def broken(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
         return {"ratio": 1 / inputs["denominator"]}
 
-    async with running(ActorRunner(EngineWorker(tmp_path), transport, pool, OPTIONS)):
+    async with running(ActorRunner(EngineWorker(LocalArtifactStore(tmp_path)), transport, pool, OPTIONS)):
         with pytest.raises(ComputeRequestFailed) as info:
             await request_and_gather(transport, "test.broken", [{"denominator": 0}], seed=None, timeout=60)
     assert "engine_error: ZeroDivisionError: division by zero" in info.value.failures[0]
@@ -175,7 +176,8 @@ async def test_large_results_travel_by_artifact_reference(
     pool: asyncpg.Pool, transport: MemoryTransport, tmp_path: Path
 ) -> None:
     inputs = {**OPTION, "paths": 2_000}
-    worker = EngineWorker(tmp_path / "artifacts", inline_limit_bytes=100)  # every MC result is larger
+    # every MC result is larger than 100 bytes
+    worker = EngineWorker(LocalArtifactStore(tmp_path / "artifacts"), inline_limit_bytes=100)
     async with running(ActorRunner(worker, transport, pool, OPTIONS)):
         by_ref = await request_and_gather(
             transport, "mc.european_option", [inputs, inputs], seed=9, timeout=60, request_id="by-ref"
@@ -184,7 +186,7 @@ async def test_large_results_travel_by_artifact_reference(
     assert all(isinstance(a, ComputeCompleted) and a.result is None and a.result_ref for a in found)
     refs = [a.result_ref for a in found if isinstance(a, ComputeCompleted) and a.result_ref]
     assert all(r.startswith("file://") and artifact_path(r).is_file() for r in refs)
-    assert all(artifact_path(r).is_relative_to(tmp_path / "artifacts") for r in refs)
+    assert all(artifact_path(r).is_relative_to(tmp_path / "artifacts" / "sha256") for r in refs)  # content-addressed
     # the same chunks computed locally combine to the same answer
     local = registry.combine(
         "mc.european_option",
@@ -193,11 +195,34 @@ async def test_large_results_travel_by_artifact_reference(
     assert by_ref == local
 
 
+async def test_inputs_by_reference_are_read_through_the_store(
+    pool: asyncpg.Pool, transport: MemoryTransport, tmp_path: Path
+) -> None:
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    ref = store.put_json({**OPTION, "paths": 1_000})
+    elsewhere = LocalArtifactStore(tmp_path / "elsewhere").put_json({**OPTION, "paths": 1_000})
+    missing = (store.root / content_key("0" * 64)).as_uri()
+    requests = [
+        ComputeRequested(request_id=f"by-ref-{i}", kind="mc.european_option", chunk_index=0, chunk_count=1, **extra)
+        for i, extra in enumerate(
+            [{"inputs_ref": ref.uri, "seed": 1}, {"inputs_ref": elsewhere.uri}, {"inputs_ref": missing}]
+        )
+    ]
+    await transport.publish_many(COMPUTE_REQUESTS, [CATALOG.envelope(r, producer="test") for r in requests])
+    async with running(ActorRunner(EngineWorker(store), transport, pool, OPTIONS)):
+        [read], [foreign], [absent] = [await wait_for_answers(transport, r.request_id, 1) for r in requests]
+    assert isinstance(read, ComputeCompleted) and read.result is not None and read.result["paths"] == 1_000
+    assert isinstance(foreign, ComputeFailed) and foreign.error_type == "invalid_inputs"
+    assert elsewhere.uri in foreign.error and "not in this store" in foreign.error
+    assert isinstance(absent, ComputeFailed) and absent.error_type == "inputs_unavailable"
+    assert absent.error == f"artifact not found: {missing}"
+
+
 async def test_a_redelivered_request_gets_no_second_answer(
     pool: asyncpg.Pool, transport: MemoryTransport, tmp_path: Path
 ) -> None:
     inputs = {**OPTION, "paths": 1_000}
-    async with running(ActorRunner(EngineWorker(tmp_path), transport, pool, OPTIONS)):
+    async with running(ActorRunner(EngineWorker(LocalArtifactStore(tmp_path)), transport, pool, OPTIONS)):
         request_id, [request] = await publish_requests(transport, "mc.european_option", [inputs], seed=5)
         [first] = await wait_for_answers(transport, request_id, 1)
         # a producer retry: the very same envelope a second time
@@ -214,7 +239,7 @@ async def test_a_redelivered_request_gets_no_second_answer(
         await conn.execute("UPDATE consumer_offsets SET next_offset = 0 WHERE actor = $1", "engine-worker")
     assert outbox_before == 1
 
-    async with running(ActorRunner(EngineWorker(tmp_path), transport, pool, OPTIONS)) as again:
+    async with running(ActorRunner(EngineWorker(LocalArtifactStore(tmp_path)), transport, pool, OPTIONS)) as again:
         deadline = asyncio.get_running_loop().time() + 60
         while True:  # until the rewound partitions are consumed up to where they were
             async with pool.acquire() as conn:

@@ -299,6 +299,7 @@ def compute(
 ) -> None:
     """Send work to the engine workers in chunks, gather the answers and print the combined result."""
     from engines import registry
+    from risklab.artifacts import artifact_store
     from risklab.compute_client import request_and_gather
     from risklab.servers import open_transport
 
@@ -318,7 +319,9 @@ def compute(
         transport = open_transport(settings, client_id="risklab-cli")
         await transport.start()
         try:
-            return await request_and_gather(transport, kind, parts, seed=seed, timeout=timeout)
+            return await request_and_gather(
+                transport, kind, parts, seed=seed, timeout=timeout, store=artifact_store(settings)
+            )
         finally:
             await transport.close()
 

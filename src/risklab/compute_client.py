@@ -11,14 +11,12 @@ the kind's combiner. Actors gather chunks transactionally with `bus.compute.reco
 from __future__ import annotations
 
 import asyncio
-import json
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
-from urllib.request import url2pathname
 
+from bus.artifacts import ArtifactStore, LocalArtifactStore, file_uri_path
 from bus.catalog import CATALOG
 from bus.codec import decode
 from bus.compute import chunk_requests
@@ -68,19 +66,17 @@ def _ranges(indices: Sequence[int]) -> str:
 
 
 def artifact_path(uri: str) -> Path:
-    """The local path of a `file://` artifact URI (the only scheme the embedded setup writes)."""
-    parts = urlsplit(uri)
-    if parts.scheme != "file":
-        raise ValueError(f"artifact {uri!r}: only file:// URIs can be read here, not {parts.scheme or 'a bare path'!r}")
-    if parts.netloc not in ("", "localhost"):
-        raise ValueError(f"artifact {uri!r}: file URI on another host {parts.netloc!r}")
-    return Path(url2pathname(unquote(parts.path)))
+    """The local path of a `file://` artifact URI."""
+    return file_uri_path(uri)
 
 
 def load_artifact(uri: str) -> Any:
-    """The JSON content of an artifact, given by its URI."""
-    with artifact_path(uri).open("rb") as f:
-        return json.load(f)
+    """The JSON content of a `file://` artifact anywhere on this host (checked if content-addressed).
+
+    The reader `request_and_gather` uses when given no store; a store reads only its own URIs.
+    """
+    path = artifact_path(uri)
+    return LocalArtifactStore(path.parent).get_json(uri)
 
 
 async def request_and_gather(
@@ -92,13 +88,15 @@ async def request_and_gather(
     timeout: float,
     request_id: str | None = None,
     producer: str = PRODUCER,
+    store: ArtifactStore | None = None,
 ) -> dict[str, Any]:
     """Have the engine workers compute `kind` over `chunk_inputs` (one chunk each) and combine.
 
     Each chunk gets its own seed derived from `seed` (recorded in its request). Raises
     `engines.registry.UnknownKind` before publishing anything if the kind is unknown here,
     `ComputeRequestFailed` with every failed chunk's reason, or `ComputeTimedOut` if some
-    chunks have not answered after `timeout` seconds.
+    chunks have not answered after `timeout` seconds. Results sent by reference are read from
+    `store` (the one the workers write to); without one, only `file://` results can be read.
     """
     registry.get(kind)  # fail fast: this side must be able to combine what comes back
     request_id = request_id or f"compute-{uuid.uuid4().hex}"
@@ -148,12 +146,13 @@ async def request_and_gather(
         await subscription.close()
     if failures:
         raise ComputeRequestFailed(request_id, kind, failures)
+    read = load_artifact if store is None else store.get_json
     gathered: list[dict[str, Any]] = []
     for i in range(count):
         answer_i = results[i]
         if isinstance(answer_i, str):
             try:
-                answer_i = await asyncio.to_thread(load_artifact, answer_i)
+                answer_i = await asyncio.to_thread(read, answer_i)
             except (OSError, ValueError) as exc:
                 raise ComputeRequestFailed(
                     request_id, kind, {i: f"result artifact {answer_i} unreadable: {exc}"}

@@ -10,9 +10,10 @@ cannot be read or written all come back to the requester as `ComputeFailed` with
 
 The answer's event id is derived from the request's id (see `bus.runtime`), so a redelivered
 request -- to this worker or another one -- does not produce a second answer. Results whose JSON
-exceeds `inline_limit_bytes` are written to the artifact folder under a name derived from the
-request event, atomically, so a recomputation rewrites the same file, and travel as a `file://`
-URI in `result_ref`.
+exceeds `inline_limit_bytes` are written to the artifact store (`bus.artifacts`: a local folder or
+S3) as canonical JSON under their content address, so a recomputation finds the same object and
+does not write it again, and travel as the artifact's URI in `result_ref`. Inputs given by
+reference (`inputs_ref`) are read through the same store.
 
 It takes one request per transaction (`max_batch = 1`) so that each chunk's answer
 is committed as soon as it is computed and a crash repeats at most one chunk's work.
@@ -24,25 +25,22 @@ import asyncio
 import json
 import logging
 import os
-import re
 import socket
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from bus.artifacts import ArtifactError, ArtifactStore
 from bus.codec import DecodedEvent
 from bus.events.compute import ComputeCompleted, ComputeFailed, ComputeRequested
 from bus.runtime.actor import Actor, HandlerContext
 from bus.topics import COMPUTE_REQUESTS
 from engines import registry
-from risklab.compute_client import load_artifact
 
 log = logging.getLogger("risklab.engine_worker")
 
 INLINE_RESULT_LIMIT = 256 * 1024
-"""Largest result (bytes of compact JSON) sent inline; larger ones go to the artifact folder."""
+"""Largest result (bytes of compact JSON) sent inline; larger ones go to the artifact store."""
 MAX_ERROR_CHARS = 4000
 """Error messages are cut to this length, so that a failure always fits in a record."""
 """Runtime options for engine workers: one request per poll (see the module docstring)."""
@@ -74,12 +72,12 @@ class EngineWorker(Actor):
 
     def __init__(
         self,
-        artifact_dir: str | Path,
+        store: ArtifactStore,
         *,
         inline_limit_bytes: int = INLINE_RESULT_LIMIT,
         worker: str | None = None,
     ) -> None:
-        self.artifact_dir = Path(artifact_dir)
+        self.store = store
         self.inline_limit_bytes = inline_limit_bytes
         self.worker = worker or worker_identity()
         # The engines' parallel kernels use every core already; one computation at a time per
@@ -115,6 +113,8 @@ class EngineWorker(Actor):
             inputs = await self._inputs(request)
         except ValueError as exc:
             return failed("invalid_inputs", str(exc))
+        except ArtifactError as exc:  # names the URI
+            return failed("inputs_unavailable", str(exc))
         except OSError as exc:
             return failed("inputs_unavailable", f"{request.inputs_ref}: {exc}")
         try:
@@ -137,36 +137,22 @@ class EngineWorker(Actor):
         if len(encoded.encode()) <= self.inline_limit_bytes:
             return ChunkOutcome(elapsed, result=json.loads(encoded))
         try:
-            ref = await asyncio.to_thread(self._write_artifact, event, request, encoded)
+            ref = await asyncio.to_thread(self.store.put_json, result)
+        except ArtifactError as exc:  # names the URI
+            return failed("artifact_error", str(exc))
         except OSError as exc:
-            return failed("artifact_error", f"writing the result to {self.artifact_dir} failed: {exc}")
-        return ChunkOutcome(elapsed, result_ref=ref)
+            return failed("artifact_error", f"writing the result to {self.store!r} failed: {exc}")
+        return ChunkOutcome(elapsed, result_ref=ref.uri)
 
     async def _inputs(self, request: ComputeRequested) -> dict[str, Any]:
         if request.inputs_ref is None:
             return dict(request.inputs)
         if request.inputs:
             raise ValueError("inputs: give inputs inline or inputs_ref, not both")
-        loaded = await asyncio.to_thread(load_artifact, request.inputs_ref)
+        loaded = await asyncio.to_thread(self.store.get_json, request.inputs_ref)
         if not isinstance(loaded, dict):
             raise ValueError(f"inputs_ref: {request.inputs_ref} holds {type(loaded).__name__}, not an object")
         return loaded
-
-    def _write_artifact(self, event: DecodedEvent, request: ComputeRequested, encoded: str) -> str:
-        folder = self.artifact_dir / "compute" / re.sub(r"[^A-Za-z0-9_.-]", "_", request.request_id)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"{request.chunk_index:05d}-{event.envelope.event_id}.json"
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(encoded)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path.resolve().as_uri()
 
     async def handle(self, event: DecodedEvent, ctx: HandlerContext) -> None:
         """Emit the chunk's answer computed in `prepare`."""

@@ -95,6 +95,7 @@ class StructureFigures(_Part):
     coupon_rate: Finite
     fair_coupon: Finite | None = Field(description="Coupon p.a. that gives the target issuer margin.")
     autocall_probability: Finite = Field(ge=0, le=1, description="Probability of any early redemption.")
+    autocall_by_date: list[float] = Field(description="Probability of redemption at each observation date.")
     expected_life_years: Finite
     knock_in_probability: Finite = Field(ge=0, le=1)
     capital_loss_probability: Finite = Field(ge=0, le=1)
