@@ -151,7 +151,9 @@ async def live(database_url: str, tmp_path: Path) -> AsyncIterator[Live]:
             app = create_app(settings, transport=transport, pool=pool)
             async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://risklab.test") as client:
                 live = Live(client, transport, pool, group, app)
-                await live.settled()  # every actor has applied its migrations and read the (empty) log
+                # every actor has applied its migrations (a runner is idle only after them) and read the (empty) log
+                await asyncio.wait_for(asyncio.gather(*(r.idle.wait() for r in group.runners)), timeout=30)
+                await live.settled()
                 yield live
     finally:
         await pool.close()

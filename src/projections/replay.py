@@ -6,9 +6,9 @@ projection from the beginning of the log until it has read everything that was o
 the rebuild started, then makes N+1 the active generation in one transaction. `digest` gives a
 hash per table over what the log determines, so a rebuild can be compared with the live tables.
 
-    report = await rebuild(transport, pool)                  # audit and early warning
+    report = await rebuild(transport, pool)                  # audit, early warning, structured desk
     report = await rebuild(transport, pool, projections=[EarlyWarningProjection])
-    report.digests  # {"audit": {"audit_events": "…", "audit_chain_heads": "…"}, "early_warning": {…}}
+    report.digests  # {"audit": {"audit_events": "…", "audit_chain_heads": "…"}, "early_warning": {…}, …}
 
 What the switch means for running processes: live runners of the replaced generation keep writing
 to its (retired, kept) schema until they are restarted; restart them with
@@ -49,8 +49,13 @@ from projections.generations import (
     quote_identifier,
     schema_name,
 )
+from projections.structured_desk import StructuredDeskProjection
 
-DEFAULT_PROJECTIONS: tuple[type[Projection], ...] = (AuditTrailProjection, EarlyWarningProjection)
+DEFAULT_PROJECTIONS: tuple[type[Projection], ...] = (
+    AuditTrailProjection,
+    EarlyWarningProjection,
+    StructuredDeskProjection,
+)
 _SCHEMA = re.compile(rf"^{SCHEMA_PREFIX}(?P<name>[a-z][a-z0-9_]*)_g(?P<generation>[1-9][0-9]*)$")
 Progress = Callable[[str, int, int], None]
 """on_progress(projection, records read, records to read)."""

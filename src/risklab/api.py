@@ -1,4 +1,5 @@
-"""The HTTP API: publish events, query the audit trail and the early-warning board, stream alerts.
+"""The HTTP API: publish events, query the audit trail, the early-warning board and the structured
+desk's design requests, stream alerts.
 
 Bearer-token authentication with three roles, each including the ones before it: reader (queries
 and the alert stream), publisher (publish events), admin (verify the audit trail). Tokens come from
@@ -15,10 +16,11 @@ import logging
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import datetime
 from typing import Any, Literal
 
 import asyncpg
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -57,6 +59,70 @@ class PublishResult(BaseModel):
     topic: str
     published: int
     event_ids: list[str]
+
+
+class StructuredRequestSummary(BaseModel):
+    """One design request of the structured desk, as listed."""
+
+    request_id: str
+    status: Literal["requested", "in_progress", "proposed", "rejected"]
+    correlation_id: str | None = Field(description="The correlation of the request's events (audit trail).")
+    requested_at: datetime | None = Field(description="When the request was published; None if not seen yet.")
+    updated_at: datetime = Field(description="occurred_at of the latest event of the request.")
+    recommendation: str | None = Field(description="The recommended structure, once proposed.")
+    rejected_by: str | None = Field(description="The agent that rejected the request, if one did.")
+    rejected_field: str | None
+    rejected_reason: str | None
+    structures: int = Field(description="Structures priced for the request.")
+
+
+class StructuredRequestList(BaseModel):
+    requests: list[StructuredRequestSummary]
+
+
+class StructuredStage(BaseModel):
+    """One stage of a request as seen on the log; `event_id` leads to its lineage."""
+
+    stage: str = Field(description="The agent that spoke (requester for the request itself).")
+    event_type: str
+    event_id: str
+    occurred_at: datetime
+
+
+Rows = list[dict[str, Any]]
+
+
+class StructuredRequestView(BaseModel):
+    """Everything the desk view holds on one request. Figures are fractions of notional unless
+    named otherwise; every row carries the `event_id` it came from."""
+
+    request_id: str
+    status: Literal["requested", "in_progress", "proposed", "rejected"]
+    correlation_id: str | None
+    requested_at: datetime | None
+    updated_at: datetime
+    requirements: dict[str, Any] | None = Field(description="The request's base note, grid, targets and limits.")
+    constraints: dict[str, Any] | None
+    client_base: str | None
+    market_uri: str | None
+    market_sha256: str | None
+    market_checks: Rows | None = Field(description="The market strategist's checks of the market data.")
+    rejected_by: str | None
+    rejected_field: str | None
+    rejected_reason: str | None
+    recommendation: str | None
+    proposal: dict[str, Any] | None = Field(
+        description="weights, pareto_set, recommendation, segments, rationale, documents, narrative."
+    )
+    timeline: list[StructuredStage] = Field(description="The stages seen, oldest first.")
+    structures: Rows = Field(description="Priced structures with their metrics, in ranking order.")
+    assumptions: Rows
+    scenarios: Rows
+    stress: Rows = Field(description="VaR/ES 99%, stressed VaR, gap and trigger risk, capital at risk, pass/fail.")
+    segments: Rows
+    suitability: Rows = Field(description="The suitability matrix (structure x segment), assigned pairs marked.")
+    compliance: Rows = Field(description="Decision per structure, rules fired, target markets, KID, documents.")
+    ranking: Rows
 
 
 bearer = HTTPBearer(auto_error=False)
@@ -122,8 +188,8 @@ def create_app(settings: Settings, transport: Transport | None = None, pool: asy
     app = FastAPI(
         title="risklab",
         version="0.1.0",
-        description="Publish market and portfolio events, query the audit trail and early-warning board, "
-        "and stream alerts.",
+        description="Publish market and portfolio events, query the audit trail, the early-warning board "
+        "and the structured desk's design requests, and stream alerts.",
         lifespan=lifespan,
     )
     app.state.settings = settings
@@ -233,6 +299,23 @@ def create_app(settings: Settings, transport: Transport | None = None, pool: asy
         async with app.state.pool.acquire() as conn:
             rows = await queries.board(conn)
         return {"thresholds": {"high": queries.HIGH, "critical": queries.CRITICAL}, "indicators": rows}
+
+    @app.get("/structured/requests", tags=["structured desk"], response_model=StructuredRequestList)
+    async def structured_requests(
+        limit: int = Query(50, ge=1, le=1000, description="Most requests to list."),
+        _: str = Depends(require("reader")),
+    ) -> dict[str, Any]:
+        """The structured desk's design requests, most recently updated first, with their status."""
+        return {"requests": await queries.structured_requests(app.state.pool, limit)}
+
+    @app.get("/structured/requests/{request_id:path}", tags=["structured desk"], response_model=StructuredRequestView)
+    async def structured_request(request_id: str, _: str = Depends(require("reader"))) -> dict[str, Any]:
+        """One design request: status and timeline, structures with their metrics, stress results,
+        suitability matrix, compliance decisions, ranking and the proposal."""
+        view = await queries.structured_request(app.state.pool, request_id)
+        if view is None:
+            raise ApiError(404, f"no structured design request {request_id!r}", "request_id")
+        return view
 
     @app.get("/alerts/stream", tags=["alerts"])
     async def alert_stream(

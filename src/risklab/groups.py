@@ -16,6 +16,8 @@ from agents.platform.portfolio_monitor import PortfolioMonitor
 from bus.runtime.actor import Actor
 from projections.audit import AuditTrailProjection
 from projections.early_warning import EarlyWarningProjection
+from projections.structured_desk import StructuredDeskProjection
+from risklab.artifacts import artifact_store
 from risklab.engine_worker import EngineWorker
 from risklab.settings import Settings
 
@@ -27,16 +29,27 @@ async def _platform(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
 
 
 async def _projector(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
-    return [await AuditTrailProjection.active(pool), await EarlyWarningProjection.active(pool)]
+    return [
+        await AuditTrailProjection.active(pool),
+        await EarlyWarningProjection.active(pool),
+        await StructuredDeskProjection.active(pool),
+    ]
+
+
+async def _structured(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
+    from risklab.structured_desk import desk_actors, narrator_of
+
+    return desk_actors(artifact_store(settings), narrator_of(settings))
 
 
 async def _engine_worker(settings: Settings, pool: asyncpg.Pool) -> list[Actor]:
-    return [EngineWorker(settings.artifacts_path)]
+    return [EngineWorker(artifact_store(settings))]
 
 
 ACTOR_GROUPS: dict[str, ActorFactory] = {
     "platform": _platform,
     "projector": _projector,
+    "structured": _structured,
     "engine-worker": _engine_worker,
 }
 """Actor groups by name; `risklab run api` is the HTTP API, not an actor group."""

@@ -12,7 +12,7 @@ from typing import Any
 
 import asyncpg
 
-from projections import audit, early_warning
+from projections import audit, early_warning, structured_desk
 from projections.generations import active_schema, quote_identifier
 from risklab.servers import database_url
 from risklab.settings import Settings
@@ -91,3 +91,38 @@ async def recent_alerts(conn: asyncpg.Connection, limit: int = 100) -> list[dict
 
 def _payload(value: Any) -> dict[str, Any]:
     return json.loads(value) if isinstance(value, str) else dict(value)
+
+
+# -- the structured desk ------------------------------------------------------------------------
+
+Database = asyncpg.Pool | asyncpg.Connection
+"""A pool (a connection is taken for the query) or a connection (used as it is)."""
+
+
+@asynccontextmanager
+async def _acquired(db: Database) -> AsyncIterator[asyncpg.Connection]:
+    if isinstance(db, asyncpg.Pool):
+        async with db.acquire() as conn:
+            yield conn
+    else:
+        yield db
+
+
+async def structured_request(db: Database, request_id: str) -> dict[str, Any] | None:
+    """One design request of the structured desk, or None when the desk view has never seen it.
+
+    `status` (requested, in_progress, proposed, rejected), `timeline` (stage, event type, event id
+    and occurred_at of each stage seen), the rejection (`rejected_by`, `rejected_field`,
+    `rejected_reason`), `recommendation` and `proposal`, and the rows of every stage: `structures`
+    with their metrics (ranking order), `assumptions`, `scenarios`, `stress`, `segments`,
+    `suitability` (the matrix, assigned pairs marked), `compliance` and `ranking`. Each row names
+    the event it came from (`event_id`), whose lineage `risklab audit lineage` walks.
+    """
+    async with _acquired(db) as conn:
+        return await structured_desk.request_view(conn, request_id)
+
+
+async def structured_requests(db: Database, limit: int = 50) -> list[dict[str, Any]]:
+    """The most recently updated design requests, newest first, with their status."""
+    async with _acquired(db) as conn:
+        return await structured_desk.recent_requests(conn, limit)

@@ -514,3 +514,40 @@ def _kid_table(spec: AutocallSpec, ind: dict[str, Any], market_where: str) -> Ta
             table.add_row(name, f"{period['holding_period_years']:g}y", f"{s['percentile']:g}", f"{s['amount']:,.0f}",
                           ret)  # fmt: skip
     return table
+
+
+# -- the desk view of a design request ------------------------------------------------------
+
+
+@structured_app.command("show")
+def show_command(
+    request_id: Annotated[str, typer.Argument(help="The design request's id (request_id of its events).")],
+    top: Annotated[
+        int, typer.Option("--top", min=1, help="Structures in the ranking, stress and compliance tables.")
+    ] = 10,
+    json_out: JsonOpt = False,
+) -> None:
+    """A design request as the desk view in PostgreSQL holds it: status and timeline, top structures, stress,
+    suitability, compliance, the recommendation and its documents. Exit code 1 for an unknown request."""
+    import asyncio
+
+    import asyncpg
+
+    from risklab import queries
+    from risklab.settings import load_settings
+    from risklab.structured_show import print_view
+
+    async def read() -> dict[str, Any] | None:
+        async with queries.connection(load_settings()) as conn:
+            return await queries.structured_request(conn, request_id)
+
+    try:
+        view = asyncio.run(read())
+    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise _fail(f"cannot read the desk view from PostgreSQL: {exc}") from None
+    if view is None:
+        raise _fail(f"no structured design request {request_id!r} in the desk view")
+    if json_out:
+        _print_json(view)
+        return
+    print_view(view, console, top=top)

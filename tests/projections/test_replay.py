@@ -24,6 +24,7 @@ from projections.audit import AuditTrailProjection, show, verify
 from projections.early_warning import EarlyWarningProjection, board
 from projections.generations import GenerationError, active_generation, generations
 from projections.replay import digest, rebuild
+from projections.structured_desk import StructuredDeskProjection
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +49,8 @@ async def workload(transport: MemoryTransport, seed: int = 7, n: int = 300) -> N
             await transport.publish(PORTFOLIO_TRADES if dup.type.startswith("portfolio") else RISK_INDICATORS, dup)
 
 
-def live_actors() -> tuple[ExposureWatcher, EarlyWarningProjection, AuditTrailProjection]:
-    return ExposureWatcher(), EarlyWarningProjection(), AuditTrailProjection()
+def live_actors() -> tuple[ExposureWatcher, EarlyWarningProjection, AuditTrailProjection, StructuredDeskProjection]:
+    return ExposureWatcher(), EarlyWarningProjection(), AuditTrailProjection(), StructuredDeskProjection()
 
 
 async def test_rebuild_gives_identical_digests_and_switches(database_url: str) -> None:
@@ -63,6 +64,7 @@ async def test_rebuild_gives_identical_digests_and_switches(database_url: str) -
             live = {
                 "audit": await digest(conn, "proj_audit_g1"),
                 "early_warning": await digest(conn, "proj_early_warning_g1"),
+                "structured_desk": await digest(conn, "proj_structured_desk_g1"),
             }
             board_before = await board(conn)
             assert len(board_before) > 5 and await verify(conn) == []
@@ -75,6 +77,7 @@ async def test_rebuild_gives_identical_digests_and_switches(database_url: str) -
         assert {p.projection: (p.previous_generation, p.generation) for p in report.projections} == {
             "audit": (1, 2),
             "early_warning": (1, 2),
+            "structured_desk": (1, 2),
         }
         entry = {p.projection: p for p in report.projections}
         assert entry["audit"].events == audit_rows
@@ -96,6 +99,8 @@ async def test_rebuild_gives_identical_digests_and_switches(database_url: str) -
                 ("audit", 2): "active",
                 ("early_warning", 1): "retired",
                 ("early_warning", 2): "active",
+                ("structured_desk", 1): "retired",
+                ("structured_desk", 2): "active",
             }
 
         # a process still configured for generation 1 is refused; the active one continues
@@ -118,12 +123,20 @@ async def test_rebuild_gives_identical_digests_and_switches(database_url: str) -
         assert {p.projection: p.dropped_schemas for p in report.projections} == {
             "audit": ("proj_audit_g1",),
             "early_warning": ("proj_early_warning_g1",),
+            "structured_desk": ("proj_structured_desk_g1",),
         }
         async with pool.acquire() as conn:
             assert report.digests["audit"] == await digest(conn, "proj_audit_g2")
             assert report.digests["early_warning"] == await digest(conn, "proj_early_warning_g2")
             schemas = {r[0] for r in await conn.fetch("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'proj_%'")}
-            assert schemas == {"proj_audit_g2", "proj_audit_g3", "proj_early_warning_g2", "proj_early_warning_g3"}
+            assert schemas == {
+                "proj_audit_g2",
+                "proj_audit_g3",
+                "proj_early_warning_g2",
+                "proj_early_warning_g3",
+                "proj_structured_desk_g2",
+                "proj_structured_desk_g3",
+            }
             assert await conn.fetchval("SELECT count(*) FROM processed_events WHERE actor LIKE '%@g1'") == 0
 
 
