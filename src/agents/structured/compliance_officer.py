@@ -28,6 +28,7 @@ from bus.events.structured import (
     StructureFigures,
 )
 from bus.runtime.actor import HandlerContext
+from engines.structured.kid import MIN_PRIIPS_PATHS
 
 
 class ComplianceOfficer(DeskAgent):
@@ -46,7 +47,8 @@ class ComplianceOfficer(DeskAgent):
         request = parts["request"]
         market = (await self.market(request)).model_dump(mode="json")
         constraints = request["constraints"]
-        options = {"paths": constraints["paths"], "seed": constraints["seed"]}
+        # the RTS simulate at least 10,000 paths for the KID, whatever the request's pricing paths
+        options = {"paths": max(constraints["paths"], MIN_PRIIPS_PATHS), "seed": constraints["seed"]}
         chunks = [{"spec": s["spec"], "market": market, "options": options} for s in parts["structures"]["structures"]]
         await self.state.emit_compute(ctx, request_id, "kid", "structured.priips", chunks)
 

@@ -11,7 +11,10 @@ is closed for every agent; so is one the agent has finished.
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, ClassVar
+
+import asyncpg
 
 from agents.narrator import Brief, Narrator
 from agents.structured.desk_state import DESK_STATE_MIGRATIONS, DONE, REJECTED, DeskState, OwnCompute, reject
@@ -33,6 +36,8 @@ from bus.runtime.actor import Actor, HandlerContext
 from bus.topics import COMPUTE_RESULTS, DESK_STRUCTURED
 from engines.structured.market import MarketData
 
+log = logging.getLogger("risklab.structured")
+
 PART_OF_EVENT: dict[str, str] = {
     ProductDesignRequested.event_type: "request",
     StructuresProposed.event_type: "structures",
@@ -42,6 +47,13 @@ PART_OF_EVENT: dict[str, str] = {
     DistributionPlanned.event_type: "distribution",
     ComplianceReviewed.event_type: "compliance",
 }
+
+
+def _request_of(payload: Any) -> str | None:
+    """The design request an event belongs to (compute answers carry it as their id's prefix)."""
+    if isinstance(payload, ComputeCompleted | ComputeFailed):
+        return payload.request_id.rsplit(".", 2)[0]  # "<request>.<agent>.<purpose>"
+    return getattr(payload, "request_id", None)
 
 
 class DeskAgent(Actor):
@@ -76,6 +88,24 @@ class DeskAgent(Actor):
         return DESK_STATE_MIGRATIONS
 
     async def handle(self, event: DecodedEvent, ctx: HandlerContext) -> None:
+        """Join the event into the request's parts and act; a fault of this agent ends the request.
+
+        Database and I/O errors propagate, so the runtime retries the event. Any other exception is a
+        fault that a retry would repeat: instead of leaving the request hanging (the event would go to
+        the dead-letter topic and no answer would come), the request is rejected with the error.
+        """
+        try:
+            await self._handle(event, ctx)
+        except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            raise
+        except Exception as exc:
+            request_id = _request_of(event.event)
+            if request_id is None:
+                raise
+            log.exception("%s: failed on %s of %s", self.name, event.envelope.type, request_id)
+            await self.reject(ctx, request_id, f"internal error in {self.name}: {type(exc).__name__}: {exc}")
+
+    async def _handle(self, event: DecodedEvent, ctx: HandlerContext) -> None:
         payload = event.event
         if isinstance(payload, ComputeCompleted | ComputeFailed):
             own = await self.state.gather(ctx.conn, payload)

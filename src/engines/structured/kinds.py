@@ -157,7 +157,15 @@ def price_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     return _priced(_specs(inputs), inputs, seed)
 
 
-@register("structured.lab", combine=combine_price, split=path_chunks)
+def combine_lab(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Combine the chunks' statistics as for `structured.price`, keeping the variations' specs."""
+    for i, r in enumerate(results[1:], start=1):
+        if r.get("specs") != results[0].get("specs"):
+            raise ValueError(f"chunk {i} priced other variations than chunk 0: cannot combine")
+    return {**combine_price(results), "specs": results[0].get("specs")}
+
+
+@register("structured.lab", combine=combine_lab, split=path_chunks)
 def lab_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     """Generate the variations of a base note over the lab grid and price them all."""
     check_fields(inputs, ("base", "market"), ("grid", "options", "first_path", "paths"))
