@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
+from risklab import structured_request_cli  # noqa: F401  (registers `structured request`)
 from risklab.settings import Settings, load_settings
 from risklab.structured_cli import structured_app
 

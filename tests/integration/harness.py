@@ -46,10 +46,12 @@ class Deployment:
     procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
     restarts: Counter[str] = field(default_factory=Counter)
 
-    def start(self, group: str) -> None:
-        n = self.restarts[group]
-        log = open(self.logs / f"{group}.{n}.log", "wb")
-        self.procs[group] = subprocess.Popen(
+    def start(self, group: str, name: str | None = None) -> None:
+        """Run `risklab run <group>`; `name` tells apart several processes of one group."""
+        key = name or group
+        n = self.restarts[key]
+        log = open(self.logs / f"{key}.{n}.log", "wb")
+        self.procs[key] = subprocess.Popen(
             [risklab_executable(), "run", group], env=self.env, stdout=log, stderr=subprocess.STDOUT
         )
 
