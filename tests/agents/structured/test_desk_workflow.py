@@ -6,6 +6,7 @@ exactly once."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -199,3 +200,46 @@ async def test_an_agent_killed_mid_request_resumes_and_every_event_exists_once(
     assert counts(log, request.request_id) == dict.fromkeys(DESK_TYPES, 1)
     ids = [e.event_id for e in log]
     assert len(ids) == len(set(ids))
+
+
+async def test_narratives_from_the_language_model_are_recorded_and_a_slow_one_falls_back(
+    transport: MemoryTransport, pool: asyncpg.Pool, tmp_path: Path
+) -> None:
+    """The desk with the real `anthropic` SDK pointed at a local Messages API: the stress narrative
+    stalls past the timeout and falls back to the template (saying so); the others are the model's."""
+    import sys
+
+    import anthropic
+
+    sys.path.insert(0, str(Path(__file__).parents[1]))
+    from messages_api_server import MessagesApiServer, ReplyWith, StallFor
+
+    from agents.narrator import LanguageModelNarrator
+
+    def answer(request):  # type: ignore[no-untyped-def]
+        if "risk-manager" in request.text_sent():
+            return StallFor(5.0)
+        return ReplyWith("The engines' figures, explained for the committee.")
+
+    store = LocalArtifactStore(tmp_path / "artifacts")
+    with MessagesApiServer() as server:
+        server.behaviour = answer
+        client = anthropic.AsyncAnthropic(api_key="test-key", base_url=server.base_url, max_retries=0)
+        narrator = LanguageModelNarrator(client, model="claude-test", timeout_seconds=1.0)
+        async with desk(transport, pool, tmp_path / "artifacts", workers=1, narrator=narrator):
+            request = build_request(small_request(), store)
+            outcome = await submit_and_follow(transport, request, timeout=TIMEOUT)
+            assert outcome.final.type == "structured.product_proposal_published"
+            await asyncio.sleep(0.5)
+            log = await desk_log(transport)
+        sent = [r.body for r in server.requests]
+    rid = request.request_id
+    quant = payload(log, rid, "structured.structures_proposed")["narrative"]
+    assert quant["source"] == "language_model" and quant["model"] == "claude-test"
+    assert quant["reply"] == "The engines' figures, explained for the committee."
+    assert quant["text"] == quant["reply"]
+    assert "quant-researcher" in quant["prompt"] and '"count": 18' in quant["prompt"]
+    assert any("quant-researcher" in json.dumps(b) for b in sent)
+    risk = payload(log, rid, "structured.stress_tested")["narrative"]
+    assert risk["source"] == "template" and "timed out" in risk["fallback_reason"]
+    assert risk["prompt"] and risk["text"].startswith("Stressed 18 structures")
