@@ -23,19 +23,10 @@ from bus.topics import COMPUTE_RESULTS, DESK_STRUCTURED
 from risklab import queries
 from risklab.servers import open_transport
 from risklab.settings import Settings
-from risklab.structured_desk import build_request, sample_request_data, submit_and_follow
+from risklab.structured_desk import STAGE_OF_TYPE, build_request, sample_request_data, submit_and_follow
 
 pytestmark = pytest.mark.integration
-DESK_TYPES = {
-    "structured.product_design_requested",
-    "structured.structures_proposed",
-    "structured.scenarios_generated",
-    "structured.assumptions_validated",
-    "structured.stress_tested",
-    "structured.distribution_planned",
-    "structured.compliance_reviewed",
-    "structured.product_proposal_published",
-}
+DESK_TYPES = {t for t in STAGE_OF_TYPE if t != "structured.product_design_rejected"}
 
 
 def small_request(**targets: float) -> dict:

@@ -27,19 +27,11 @@ from bus.topics import DESK_STRUCTURED
 from bus.transport import Transport
 from projections.structured_desk import StructuredDeskProjection
 from risklab.engine_worker import EngineWorker
-from risklab.structured_desk import desk_actors, sample_request_data
+from risklab.structured_desk import STAGE_OF_TYPE, desk_actors, sample_request_data
 
 OPTIONS = RuntimeOptions(retries=2, backoff_seconds=0.1, poll_timeout_seconds=0.05)
-DESK_TYPES = (
-    "structured.product_design_requested",
-    "structured.structures_proposed",
-    "structured.scenarios_generated",
-    "structured.assumptions_validated",
-    "structured.stress_tested",
-    "structured.distribution_planned",
-    "structured.compliance_reviewed",
-    "structured.product_proposal_published",
-)
+DESK_TYPES = tuple(t for t in STAGE_OF_TYPE if t != "structured.product_design_rejected")
+"""Every event type of a request that ends in a proposal, each exactly once."""
 
 
 def small_request(**changes: Any) -> dict[str, Any]:
