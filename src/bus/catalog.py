@@ -63,6 +63,11 @@ class Event(BaseModel):
             return None
         return str(getattr(self, self.key_field))
 
+    def accepts_key(self, key: str) -> bool:
+        """Whether an envelope may carry this event under `key` (by default: exactly its key field)."""
+        expected = self.partition_key()
+        return expected is None or key == expected
+
 
 class EventCatalog:
     """Event types by (name, version), with upcasters between consecutive versions."""
@@ -137,7 +142,7 @@ class EventCatalog:
         except ValidationError as exc:
             raise invalid_from_validation(exc, prefix="payload") from None
         expected_key = event.partition_key()
-        if expected_key is not None and expected_key != envelope.key:
+        if not event.accepts_key(envelope.key):
             raise InvalidEvent(
                 f"key {envelope.key!r} must equal payload.{model.key_field} {expected_key!r} "
                 "so that one subject's events stay in order on one partition",

@@ -102,7 +102,9 @@ async def request_and_gather(
     request_id = request_id or f"compute-{uuid.uuid4().hex}"
     requests = chunk_requests(request_id, kind, [dict(i) for i in chunk_inputs], seed)
     correlation_id = uuid.uuid4()
-    envelopes = [CATALOG.envelope(r, producer=producer, correlation_id=correlation_id) for r in requests]
+    envelopes = [
+        CATALOG.envelope(r, producer=producer, correlation_id=correlation_id, key=r.chunk_key()) for r in requests
+    ]
     count = len(requests)
 
     # Start reading results where the topic ends now, before any request is out.

@@ -183,6 +183,12 @@ def print_report(report: DemoReport, console: Console) -> None:
         print_proposal(report.structured, console)
 
 
+def _variation(structure_id: str) -> str:
+    """What sets a lab variation apart ("ki0.6 cpn0.07 trig1"), the whole name otherwise."""
+    inner = structure_id.rpartition("[")[2].rstrip("]")
+    return inner if structure_id.endswith("]") and inner else structure_id
+
+
 def proposal_table(proposal: dict[str, Any], top: int = 10) -> Table:
     """The structured desk's ranking: the best `top` structures with their component scores."""
     payload = proposal["payload"]
@@ -193,8 +199,8 @@ def proposal_table(proposal: dict[str, Any], top: int = 10) -> Table:
     for i, r in enumerate(payload["ranking"][:top], start=1):
         c = r["components"]
         table.add_row(
-            str(i), r["structure_id"], f"{r['score']:.3f}", f"{c['client_value']:.2f}", f"{c['issuer_margin']:.2f}",
-            f"{c['risk']:.2f}", f"{c['distribution']:.2f}", f"{c['compliance']:.2f}",
+            str(i), _variation(r["structure_id"]), f"{r['score']:.3f}", f"{c['client_value']:.2f}",
+            f"{c['issuer_margin']:.2f}", f"{c['risk']:.2f}", f"{c['distribution']:.2f}", f"{c['compliance']:.2f}",
             "yes" if r["pareto_optimal"] else "", "yes" if r["eligible"] else "",
         )  # fmt: skip
     return table

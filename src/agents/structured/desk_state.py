@@ -116,7 +116,7 @@ class DeskState:
             len(requests),
         )
         for r in requests:
-            ctx.emit(r)
+            ctx.emit(r, key=r.chunk_key())
         return compute_request_id
 
     async def gather(self, conn: asyncpg.Connection, answer: ComputeCompleted | ComputeFailed) -> OwnCompute | None:

@@ -26,11 +26,23 @@ class _ChunkFields(Event):
 
 @CATALOG.register
 class ComputeRequested(_ChunkFields, type="compute.requested", version=1, topic=COMPUTE_REQUESTS, key="request_id"):
-    """One chunk of work for the engine workers. Inputs travel inline or by artifact reference."""
+    """One chunk of work for the engine workers. Inputs travel inline or by artifact reference.
+
+    Requesters key each chunk by `chunk_key()` ("<request_id>#<chunk_index>"), so the chunks of one
+    request spread over the partitions and every engine worker of the group takes a share; the
+    request id alone is accepted as the key too.
+    """
 
     inputs: dict[str, Any] = Field(default_factory=dict, description="Arguments of the engine function.")
     inputs_ref: str | None = Field(default=None, description="Artifact URI of large inputs, instead of inline.")
     seed: int | None = Field(default=None, ge=0, description="Random seed of this chunk, recorded for replay.")
+
+    def chunk_key(self) -> str:
+        """The partition key that spreads a request's chunks over the engine workers."""
+        return f"{self.request_id}#{self.chunk_index}"
+
+    def accepts_key(self, key: str) -> bool:
+        return key in (self.request_id, self.chunk_key())
 
 
 @CATALOG.register

@@ -55,6 +55,7 @@ def figures(structure_id: str, spec: AutocallSpec, **overrides: Any) -> Structur
         "coupon_rate": spec.coupon.rate,
         "fair_coupon": spec.coupon.rate,
         "autocall_probability": 0.75,
+        "autocall_by_date": [0.5, 0.15, 0.1],
         "expected_life_years": 2.0,
         "knock_in_probability": 0.08,
         "capital_loss_probability": 0.05,
