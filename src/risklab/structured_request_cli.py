@@ -17,23 +17,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
-from bus.envelope import Envelope
 from risklab.structured_cli import _fail, structured_app
-from risklab.structured_desk import (
-    STAGE_OF_TYPE,
-    DesignRequestError,
-    RequestOutcome,
-    RequestTimedOut,
-    build_request,
-    sample_request_data,
-    submit_and_follow,
-)
 
 console = Console()
 err = Console(stderr=True)
 
 
 def _load(path: Path | None) -> tuple[dict[str, Any], Path | None]:
+    from risklab.structured_desk import sample_request_data
+
     if path is None:
         return sample_request_data(), None
     try:
@@ -59,9 +51,12 @@ def request_command(
 
     Exit code 0 for a proposal, 1 for a rejection (the reason names the field), 2 for a timeout.
     """
+    # the desk's agents and engines load only for this command, not for every `risklab` start
+    from bus.envelope import Envelope
     from risklab.artifacts import artifact_store
     from risklab.demo import print_proposal
     from risklab.settings import load_settings
+    from risklab.structured_desk import STAGE_OF_TYPE, DesignRequestError, RequestTimedOut, build_request
 
     settings = load_settings()
     data, base_dir = _load(path)
@@ -95,7 +90,10 @@ def request_command(
         raise typer.Exit(1)
 
 
-async def _follow(settings: Any, request: Any, timeout: float, show: Any) -> RequestOutcome:
+async def _follow(settings: Any, request: Any, timeout: float, show: Any) -> Any:
+    """The request's outcome (`RequestOutcome`), on the configured transport."""
+    from risklab.structured_desk import submit_and_follow
+
     if settings.transport == "memory":
         from risklab.demo import embedded_platform
 
