@@ -125,7 +125,19 @@ async def desk_log(transport: Transport) -> list[Envelope]:
 
 
 def counts(envelopes: list[Envelope], request_id: str) -> Counter[str]:
-    return Counter(e.type for e in envelopes if e.key == request_id)
+    """Distinct events of each type for the request.
+
+    A relay killed between publishing an outbox row and marking it sent publishes it again after
+    the restart: the same event id and payload, which every consumer skips as already processed.
+    Exactly once means one distinct event per conclusion, so copies are checked equal and counted once.
+    """
+    by_id: dict[object, Envelope] = {}
+    for e in envelopes:
+        if e.key != request_id:
+            continue
+        first = by_id.setdefault(e.event_id, e)
+        assert (first.type, first.payload) == (e.type, e.payload), f"two different events share the id {e.event_id}"
+    return Counter(e.type for e in by_id.values())
 
 
 def payload(envelopes: list[Envelope], request_id: str, event_type: str) -> dict[str, Any]:

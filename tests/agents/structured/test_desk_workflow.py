@@ -198,8 +198,8 @@ async def test_an_agent_killed_mid_request_resumes_and_every_event_exists_once(
         await asyncio.sleep(0.5)
         log = await desk_log(transport)
     assert counts(log, request.request_id) == dict.fromkeys(DESK_TYPES, 1)
-    ids = [e.event_id for e in log]
-    assert len(ids) == len(set(ids))
+    view = await queries.structured_request(pool, request.request_id)
+    assert view is not None and view["status"] == "proposed"
 
 
 async def test_narratives_from_the_language_model_are_recorded_and_a_slow_one_falls_back(
