@@ -123,3 +123,17 @@ class Transport(Protocol):
     async def end_offsets(self, topics: Sequence[str]) -> dict[TopicPartition, int]:
         """The next offset to be written on each partition of `topics`."""
         ...
+
+
+async def subscribe_from_now(transport: Transport, group: str, topics: Sequence[str]) -> Subscription:
+    """Join `group` on `topics` reading only what is written from now on.
+
+    Each partition starts at the end it had when this was called, so a caller that subscribes
+    before publishing a request misses none of the answers and reads none of the older records.
+    """
+    start = await transport.end_offsets(topics)
+
+    async def from_start(tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
+        return {tp: start[tp] for tp in tps if tp in start}
+
+    return await transport.subscribe(group, topics, on_assign=from_start)

@@ -37,6 +37,7 @@ import bus.events  # noqa: F401  (registers the event types)
 from bus.codec import DecodedEvent
 from bus.envelope import Envelope
 from bus.events.structured import (
+    DESK_EVENTS,
     AssumptionsValidated,
     ComplianceReviewed,
     DistributionPlanned,
@@ -66,17 +67,6 @@ STAGE_OF: dict[str, str] = {
     ProductDesignRejected.event_type: "rejected",
 }
 """Who speaks at each stage, by event type, in the desk's order (a rejection names its agent)."""
-DESK_EVENTS = (
-    ProductDesignRequested,
-    StructuresProposed,
-    ScenariosGenerated,
-    AssumptionsValidated,
-    StressTested,
-    DistributionPlanned,
-    ComplianceReviewed,
-    ProductProposalPublished,
-    ProductDesignRejected,
-)
 
 
 @dataclass(frozen=True)

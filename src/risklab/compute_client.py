@@ -23,7 +23,7 @@ from bus.compute import chunk_requests
 from bus.errors import InvalidEvent
 from bus.events.compute import ComputeCompleted, ComputeFailed
 from bus.topics import COMPUTE_REQUESTS, COMPUTE_RESULTS
-from bus.transport import TopicPartition, Transport
+from bus.transport import Transport, subscribe_from_now
 from engines import registry
 
 PRODUCER = "risklab-cli"
@@ -108,12 +108,7 @@ async def request_and_gather(
     count = len(requests)
 
     # Start reading results where the topic ends now, before any request is out.
-    start = await transport.end_offsets([COMPUTE_RESULTS])
-
-    async def from_start(tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
-        return {tp: start[tp] for tp in tps if tp in start}
-
-    subscription = await transport.subscribe(f"{producer}-gather-{request_id}", [COMPUTE_RESULTS], on_assign=from_start)
+    subscription = await subscribe_from_now(transport, f"{producer}-gather-{request_id}", [COMPUTE_RESULTS])
     results: dict[int, dict[str, Any] | str] = {}
     failures: dict[int, str] = {}
     try:

@@ -28,7 +28,7 @@ from agents.structured.market_strategist import MarketStrategist
 from agents.structured.quant_researcher import QuantResearcher
 from agents.structured.risk_manager import RiskManager
 from bus.artifacts import ArtifactStore
-from bus.catalog import CATALOG
+from bus.catalog import CATALOG, invalid_from_validation
 from bus.codec import decode
 from bus.envelope import Envelope
 from bus.errors import InvalidEvent
@@ -41,7 +41,7 @@ from bus.events.structured import (
 )
 from bus.runtime.actor import Actor
 from bus.topics import DESK_STRUCTURED
-from bus.transport import TopicPartition, Transport
+from bus.transport import Transport, subscribe_from_now
 from risklab.settings import Settings
 from risklab.structured_samples import sample_file
 
@@ -122,11 +122,12 @@ def build_request(
         raise DesignRequestError("requirements: missing (the base note, grid, targets and limits)")
     try:
         requirements = DesignRequirements.model_validate(data["requirements"])
+    except ValidationError as exc:
+        raise DesignRequestError(str(invalid_from_validation(exc, prefix="requirements"))) from None
+    try:
         constraints = DesignConstraints.model_validate(data.get("constraints") or {})
     except ValidationError as exc:
-        e = exc.errors()[0]
-        where = "constraints" if exc.title == "DesignConstraints" else "requirements"
-        raise DesignRequestError(f"{where}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}") from None
+        raise DesignRequestError(str(invalid_from_validation(exc, prefix="constraints"))) from None
     market_ref = store.put_json(_market_data(data.get("market"), base_dir))
     try:
         return ProductDesignRequested(
@@ -137,8 +138,7 @@ def build_request(
             constraints=constraints,
         )
     except ValidationError as exc:
-        e = exc.errors()[0]
-        raise DesignRequestError(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}") from None
+        raise DesignRequestError(str(invalid_from_validation(exc, prefix=""))) from None
 
 
 @dataclass
@@ -166,13 +166,8 @@ async def submit_and_follow(
     on_event: Callable[[Envelope], None] | None = None,
 ) -> RequestOutcome:
     """Publish the request and read `desk.structured` until its proposal or rejection."""
-    start = await transport.end_offsets([DESK_STRUCTURED])
-
-    async def from_start(tps: frozenset[TopicPartition]) -> Mapping[TopicPartition, int]:
-        return {tp: start[tp] for tp in tps if tp in start}
-
-    subscription = await transport.subscribe(
-        f"{PRODUCER}-follow-{request.request_id}-{uuid.uuid4().hex[:6]}", [DESK_STRUCTURED], on_assign=from_start
+    subscription = await subscribe_from_now(
+        transport, f"{PRODUCER}-follow-{request.request_id}-{uuid.uuid4().hex[:6]}", [DESK_STRUCTURED]
     )
     seen: list[Envelope] = []
     key = request.request_id.encode()

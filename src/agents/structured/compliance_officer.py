@@ -14,6 +14,7 @@ in the structure's negative target market, and the integrator never proposes it 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from typing import Any
 
 from agents.structured.desk_agent import DeskAgent
@@ -57,7 +58,7 @@ class ComplianceOfficer(DeskAgent):
         structures = [StructureFigures.model_validate(s) for s in parts["structures"]["structures"]]
         plan = parts["distribution"]
         segments = [ClientSegment.model_validate(s) for s in plan["segments"]]
-        results = await self.results_of_partial(own)
+        results = await self.results_of(own)
         top = sorted(structures, key=lambda s: -s.target_score)[: request["constraints"]["documents_for"]]
         documented = {a["structure_id"] for a in plan["assignments"]} | {s.structure_id for s in top}
         rulebook = self.rulebook
@@ -75,10 +76,7 @@ class ComplianceOfficer(DeskAgent):
 
         decisions = await asyncio.to_thread(decide)
         counts = {k: sum(d.decision == k for d in decisions) for k in ("approve", "approve_with_conditions", "reject")}
-        fired: dict[str, int] = {}
-        for d in decisions:
-            for r in d.rules_fired:
-                fired[r.rule_id] = fired.get(r.rule_id, 0) + 1
+        fired = Counter(r.rule_id for d in decisions for r in d.rules_fired)
         narrative = await self.narrate(
             f"compliance review for design request {own.request_id}",
             {
@@ -102,18 +100,6 @@ class ComplianceOfficer(DeskAgent):
             )
         )
         await self.finish(ctx, own.request_id)
-
-    async def results_of_partial(self, own: OwnCompute) -> list[dict[str, Any] | None]:
-        """Each structure's KID indicators, or None where the engine could not compute them."""
-        loaded = []
-        for i, r in enumerate(own.gathered.results):
-            if i in own.gathered.failures or r is None:
-                loaded.append(None)
-            elif set(r) == {"result_ref"}:
-                loaded.append(await asyncio.to_thread(self.store.get_json, r["result_ref"]))
-            else:
-                loaded.append(r)
-        return loaded
 
     def _documents(
         self,

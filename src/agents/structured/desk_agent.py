@@ -153,14 +153,16 @@ class DeskAgent(Actor):
         await self.reject(ctx, own.request_id, f"the engine workers could not compute {own.purpose}: {reasons}")
         return True
 
-    async def results_of(self, own: OwnCompute) -> list[dict[str, Any]]:
-        """The chunks' results, those sent by reference read from the artifact store."""
+    async def results_of(self, own: OwnCompute) -> list[dict[str, Any] | None]:
+        """The chunks' results in chunk order (None for a failed chunk), those sent by reference read
+        from the artifact store."""
 
-        def load(r: dict[str, Any] | None) -> dict[str, Any]:
-            assert r is not None
+        def load(i: int, r: dict[str, Any] | None) -> dict[str, Any] | None:
+            if i in own.gathered.failures or r is None:
+                return None
             return self.store.get_json(r["result_ref"]) if set(r) == {"result_ref"} else r
 
-        return await asyncio.to_thread(lambda: [load(r) for r in own.gathered.results])
+        return await asyncio.to_thread(lambda: [load(i, r) for i, r in enumerate(own.gathered.results)])
 
     async def market(self, request: dict[str, Any]) -> MarketData:
         """The request's market data, read from the artifact store and validated (cached by content hash).

@@ -13,6 +13,7 @@ rests on that the scenarios contradict, and why.
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from dataclasses import asdict
 from typing import Any
 
@@ -119,10 +120,7 @@ class MarketStrategist(DeskAgent):
             for v in verdicts
         ]
         rejected = [o for o in out if not o.accepted]
-        reasons: dict[str, int] = {}
-        for o in rejected:
-            for r in o.rejected:
-                reasons[r.assumption] = reasons.get(r.assumption, 0) + 1
+        reasons = Counter(r.assumption for o in rejected for r in o.rejected)
         narrative = await self.narrate(
             f"assumption checks for design request {request_id}",
             {

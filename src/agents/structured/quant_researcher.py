@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from agents.structured.desk_agent import DeskAgent
 from agents.structured.desk_state import OwnCompute
+from bus.catalog import invalid_from_validation
 from bus.events.structured import StructureFigures, StructuresProposed
 from bus.runtime.actor import HandlerContext
 from engines import registry
@@ -35,12 +36,6 @@ from engines.structured.simulation import check_market_covers
 from engines.structured.spec import AutocallSpec
 
 GREEKS = ["delta", "gamma", "vega"]
-
-
-def _field_error(prefix: str, exc: ValidationError) -> tuple[str, str]:
-    err = exc.errors()[0]
-    loc = ".".join(str(p) for p in err["loc"])
-    return (f"{prefix}.{loc}" if loc else prefix), str(err["msg"])
 
 
 def _reach(figure: float, target: float) -> float:
@@ -102,14 +97,14 @@ class QuantResearcher(DeskAgent):
         try:
             base = AutocallSpec.model_validate(requirements["base"])
         except ValidationError as exc:
-            field, why = _field_error("requirements.base", exc)
-            await self.reject(ctx, request_id, why, field)
+            invalid = invalid_from_validation(exc, prefix="requirements.base")
+            await self.reject(ctx, request_id, invalid.reason, invalid.field)
             return
         try:
             grid = LabGrid.model_validate(requirements.get("grid") or {})
         except ValidationError as exc:
-            field, why = _field_error("requirements.grid", exc)
-            await self.reject(ctx, request_id, why, field)
+            invalid = invalid_from_validation(exc, prefix="requirements.grid")
+            await self.reject(ctx, request_id, invalid.reason, invalid.field)
             return
         try:
             specs = variations(base, grid)

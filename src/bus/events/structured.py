@@ -338,7 +338,7 @@ class ProductDesignRejected(
         return self
 
 
-for _model in (
+DESK_EVENTS: tuple[type[Event], ...] = (
     ProductDesignRequested,
     StructuresProposed,
     ScenariosGenerated,
@@ -348,7 +348,9 @@ for _model in (
     ComplianceReviewed,
     ProductProposalPublished,
     ProductDesignRejected,
-):
+)
+"""The desk's event types in the order a request goes through them (a rejection may end it anywhere)."""
+for _model in DESK_EVENTS:
     CATALOG.register(_model)
 
 __all__ = [
