@@ -150,16 +150,14 @@ class LanguageModelNarrator:
         user = user_message(brief)
         prompt = recorded_prompt(SYSTEM_INSTRUCTION, user)
         try:
-            reply = await asyncio.wait_for(
-                self._client.messages.create(
+            async with asyncio.timeout(self.timeout_seconds):  # wait_for can lose a cancellation on 3.11
+                reply = await self._client.messages.create(
                     model=self.model,
                     max_tokens=self.max_tokens,
                     system=SYSTEM_INSTRUCTION,
                     messages=[{"role": "user", "content": user}],
                     timeout=self.timeout_seconds,
-                ),
-                timeout=self.timeout_seconds,
-            )
+                )
             reply_text = "".join(block.text for block in reply.content if block.type == "text")
             if not reply_text.strip():
                 reason = f"language model returned an empty reply (stop_reason {reply.stop_reason})"

@@ -217,9 +217,12 @@ class MemorySubscription:
             if remaining <= 0:
                 return {}
             cond = self._transport._changed
+            # asyncio.timeout, not wait_for: on Python 3.11 wait_for returns the inner result when a
+            # cancellation arrives just as the condition is notified, and the cancellation is lost.
             async with cond:
                 try:
-                    await asyncio.wait_for(cond.wait(), min(remaining, 0.05))
+                    async with asyncio.timeout(min(remaining, 0.05)):
+                        await cond.wait()
                 except TimeoutError:
                     pass
 

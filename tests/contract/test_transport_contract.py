@@ -433,3 +433,42 @@ async def test_ensure_topics_is_idempotent_and_keeps_data(bus: Bus) -> None:
     await bus.transport.ensure_topics([spec, TopicSpec(name, 5)])  # existing topics are left alone
     ends = await bus.transport.end_offsets([name])
     assert len(ends) == 3 and sum(ends.values()) == 1
+
+
+# -- cancellation ---------------------------------------------------------------------------
+
+
+async def test_a_poll_cancelled_while_records_stream_in_ends_the_consumer(bus: Bus) -> None:
+    """A consumer task cancelled mid-poll ends, however the cancellation meets the records' arrival.
+
+    A crashed actor is a cancelled task: a poll that swallowed the cancellation would keep the dead
+    consumer alive, holding its partitions, and its restart would wait for them forever.
+    """
+    topic = await bus.topic(1)
+    trials = 40 if bus.kind == "memory" else 5
+    for trial in range(trials):
+        member = await bus.subscribe(bus.group(), [topic])
+
+        async def consume(m: Subscription = member) -> None:
+            while True:
+                await m.poll(0.2, 10)
+
+        async def produce(stop: asyncio.Event, n: int = trial) -> None:
+            while not stop.is_set():
+                await bus.transport.publish(topic, envelope("subject-1", n))
+                await asyncio.sleep(0)
+
+        stop = asyncio.Event()
+        producer = asyncio.create_task(produce(stop))
+        consumer = asyncio.create_task(consume())
+        await asyncio.sleep(0.002 * (trial % 5))
+        consumer.cancel()
+        done, _ = await asyncio.wait({consumer}, timeout=5)
+        stop.set()
+        await producer
+        if not done:
+            consumer.cancel()
+            await asyncio.gather(consumer, return_exceptions=True)
+        assert done, f"trial {trial}: the cancelled consumer is still polling"
+        assert consumer.cancelled()
+        await member.close()
