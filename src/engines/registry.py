@@ -36,6 +36,7 @@ ENGINE_MODULES: tuple[str, ...] = (
     "engines.common.black_scholes",
     "engines.common.montecarlo",
     "engines.structured.kinds",
+    "engines.margin.compute",
 )
 """Modules that register kinds when imported; add a desk's engine module here."""
 

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from risklab import structured_request_cli  # noqa: F401  (registers `structured request`)
+from risklab.margin_cli import margin_app
 from risklab.settings import Settings, load_settings
 from risklab.structured_cli import structured_app
 
@@ -35,6 +36,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(stack_app, name="stack")
 app.add_typer(structured_app, name="structured")
+app.add_typer(margin_app, name="margin")
 
 console = Console()
 err = Console(stderr=True)

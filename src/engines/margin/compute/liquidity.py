@@ -1,0 +1,1 @@
+"""Compute kinds of the margin engine: liquidity (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Compute kinds of the margin engine: reverse_stress (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""Compute kinds of the margin engine: simm (filled in by its owner)."""

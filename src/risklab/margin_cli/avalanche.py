@@ -1,0 +1,1 @@
+"""`risklab margin` commands: avalanche (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""`risklab margin` commands: baseline (filled in by its owner)."""

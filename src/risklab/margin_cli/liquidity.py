@@ -1,0 +1,1 @@
+"""`risklab margin` commands: liquidity (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""`risklab margin` commands: reverse_stress (filled in by its owner)."""

@@ -1,0 +1,1 @@
+"""`risklab margin` commands: simm (filled in by its owner)."""
