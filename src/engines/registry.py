@@ -37,6 +37,7 @@ ENGINE_MODULES: tuple[str, ...] = (
     "engines.common.montecarlo",
     "engines.structured.kinds",
     "engines.margin.compute",
+    "engines.xva.compute",
 )
 """Modules that register kinds when imported; add a desk's engine module here."""
 

@@ -10,7 +10,7 @@ line naming the file and the field: exit code 1 for data, 2 for options.
 from __future__ import annotations
 
 # each module adds its commands to margin_app
-from risklab.margin_cli import avalanche, baseline, liquidity, reverse_stress, simm  # noqa: F401
+from risklab.margin_cli import avalanche, baseline, book, liquidity, reverse_stress, simm  # noqa: F401
 from risklab.margin_cli.common import margin_app
 
 __all__ = ["margin_app"]

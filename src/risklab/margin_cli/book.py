@@ -1,0 +1,1 @@
+"""`risklab margin` commands on books: sample and crif (filled in by its owner)."""
