@@ -19,6 +19,7 @@ from risklab import structured_request_cli  # noqa: F401  (registers `structured
 from risklab.margin_cli import margin_app
 from risklab.settings import Settings, load_settings
 from risklab.structured_cli import structured_app
+from risklab.xva_cli import xva_app
 
 T = TypeVar("T")
 
@@ -37,6 +38,7 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(stack_app, name="stack")
 app.add_typer(structured_app, name="structured")
 app.add_typer(margin_app, name="margin")
+app.add_typer(xva_app, name="xva")
 
 console = Console()
 err = Console(stderr=True)
