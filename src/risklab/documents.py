@@ -8,6 +8,8 @@ of the public contract and versioned like events.
 from __future__ import annotations
 
 from bus.schemas import Document
+from engines.margin.book import Book, PositionDocument, RiskFactor
+from engines.margin.venues import BilateralCounterparty, Ccp, LiquidityResources
 from engines.structured.kid import KidOptions
 from engines.structured.lab import LabGrid
 from engines.structured.market import MarketData
@@ -23,4 +25,10 @@ DOCUMENTS: tuple[Document, ...] = (
     Document("structured.stress_scenario", 1, ScenarioSpec),
     Document("structured.stress_options", 1, StressOptions),
     Document("structured.kid_options", 1, KidOptions),
+    Document("margin.book", 1, Book),
+    Document("margin.position", 1, PositionDocument),
+    Document("margin.risk_factor", 1, RiskFactor),
+    Document("margin.ccp", 1, Ccp),
+    Document("margin.bilateral_counterparty", 1, BilateralCounterparty),
+    Document("margin.liquidity_resources", 1, LiquidityResources),
 )
