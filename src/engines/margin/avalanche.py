@@ -777,14 +777,16 @@ def prepare_book(loaded: Any, settings: AvalancheSettings | None = None) -> Aval
 # ---- results ----------------------------------------------------------------------------------
 
 
-def _quantiles(x: np.ndarray) -> dict[str, float]:
+def _quantiles(x: np.ndarray) -> dict[str, float | None]:
+    """Mean, quantiles, max and the mean's standard error; None where undefined (no observation), so that
+    results stay strict JSON (an empty set: no path exhausted, none liquidated)."""
     if len(x) == 0:
-        return {"mean": float("nan"), **{f"p{q * 100:g}": float("nan") for q in QUANTILES}, "max": float("nan")}
+        return {"mean": None, **{f"p{q * 100:g}": None for q in QUANTILES}, "max": None, "stderr_mean": None}
     qs = np.quantile(x, QUANTILES)
-    out = {"mean": float(np.mean(x))}
+    out: dict[str, float | None] = {"mean": float(np.mean(x))}
     out.update({f"p{q * 100:g}": float(v) for q, v in zip(QUANTILES, qs, strict=True)})
     out["max"] = float(np.max(x))
-    out["stderr_mean"] = float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else float("nan")
+    out["stderr_mean"] = float(np.std(x, ddof=1) / math.sqrt(len(x))) if len(x) > 1 else None
     return out
 
 
