@@ -96,6 +96,7 @@ def section_avalanche(paths: int) -> dict:
     result = simulate_avalanche(None, None, None, None, model=model)  # type: ignore[arg-type]
     seconds = time.perf_counter() - t0
     summary = result.summary()
+    calls, exhaustion = summary["peak_calls_usd"], summary["exhaustion"]
     return {
         "paths": paths,
         "hours": settings.hours,
@@ -103,7 +104,12 @@ def section_avalanche(paths: int) -> dict:
         "prepare_seconds": prepare_seconds,
         "simulate_seconds": seconds,
         "path_hours_per_s": paths * settings.hours / seconds,
-        **{k: v for k, v in summary.items() if isinstance(v, int | float)},
+        "peak_calls_mean_musd": calls["mean"] / 1e6,
+        "peak_calls_p99_musd": calls["p99"] / 1e6,
+        "peak_calls_p99_9_musd": calls["p99.9"] / 1e6,
+        "peak_need_p99_musd": summary["peak_need_usd"]["p99"] / 1e6,
+        "p_exhaust": exhaustion["probability"]["p"],
+        "max_conservation_residual_usd": summary["conservation"]["max_abs_residual_usd"],
     }
 
 
