@@ -14,8 +14,6 @@ import time
 from typing import Annotated, Any, Literal
 
 import typer
-from rich import box
-from rich.table import Table
 
 from risklab.margin_cli.book import DEFAULT_SEED, BookArg, load_book_arg
 from risklab.margin_cli.common import (
@@ -23,7 +21,9 @@ from risklab.margin_cli.common import (
     JsonOpt,
     SeedOpt,
     console,
+    engine_errors,
     fail,
+    figures_table,
     margin_app,
     money,
     print_json,
@@ -60,20 +60,6 @@ def _settings(**fields: Any) -> Any:
         raise fail(f"--{name.replace('_', '-')}: {first['msg']}", OPTION_ERROR) from None
 
 
-def _engine_errors(run: Any) -> Any:
-    try:
-        return run()
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-
-
-def _table(title: str, columns: list[str]) -> Table:
-    table = Table(title=title, box=box.SIMPLE)
-    for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right")
-    return table
-
-
 def _pct(p: float) -> str:
     return f"{100 * p:.2f}%"
 
@@ -101,7 +87,7 @@ def avalanche_command(
     loaded = load_book_arg(book, book_seed)
     started = time.perf_counter()
     with progress("avalanche", as_json) as report:
-        data = _engine_errors(lambda: avalanche_report(loaded, settings, per_path=False, progress=report))
+        data = engine_errors(lambda: avalanche_report(loaded, settings, per_path=False, progress=report))
     elapsed = time.perf_counter() - started
     if as_json:
         print_json(data)
@@ -118,7 +104,7 @@ def avalanche_command(
         f"Resources: usable cash {money(r['usable_cash_usd'])}, facility {money(r['facility_limit_usd'])} "
         f"({r['facility_notice_hours']:.0f} h notice, {money(r['facility_max_draw_per_day_usd'])} a day)"
     )
-    t = _table("Distribution over paths", ["figure", "mean", "50%", "95%", "99%", "99.9%"])
+    t = figures_table("Distribution over paths", ["figure", "mean", "50%", "95%", "99%", "99.9%"])
     for label, key in (("peak cumulative calls", "peak_calls_usd"), ("peak liquidity need", "peak_need_usd"),
                        ("gross calls", "gross_calls_usd"), ("shortfall", "shortfall_usd")):  # fmt: skip
         q = s[key]
@@ -147,7 +133,7 @@ def avalanche_command(
     )
     for title, key in (("venue", "by_venue"), ("manager", "by_manager"), ("currency", "by_currency")):
         items = sorted(c[key].items(), key=lambda kv: -abs(kv[1]))[:top]
-        table = _table(f"by {title}", [title, "calls at peak", "share"])
+        table = figures_table(f"by {title}", [title, "calls at peak", "share"])
         total = c["tail_mean_peak_calls_usd"] or 1.0
         for name, value in items:
             table.add_row(name, money(value), f"{100 * value / total:.1f}%")
@@ -178,7 +164,7 @@ def facility_command(
     loaded = load_book_arg(book, book_seed)
     started = time.perf_counter()
     with progress("facility sizing", as_json) as report:
-        data = _engine_errors(
+        data = engine_errors(
             lambda: facility_report(loaded, settings, confidence=confidence, daily_cap=daily_cap, progress=report)
         )
     elapsed = time.perf_counter() - started
@@ -190,7 +176,7 @@ def facility_command(
         f"[bold]Credit facility sizing as of {data['as_of']}[/]: {_pct(confidence)} of {data['paths']:,} paths over "
         f"{hours} hours, vol ×{settings.vol_multiplier:g} — {elapsed:.1f} s"
     )
-    t = _table("Smallest limit", ["terms", "limit", "P(exhaust) at it", "P(exhaust), unlimited"])
+    t = figures_table("Smallest limit", ["terms", "limit", "P(exhaust) at it", "P(exhaust), unlimited"])
     for label, key in (("with notice and daily cap", "with_delays"), ("instant, no daily cap", "without_delays")):
         z = data[key]
         cap = "none" if z["max_draw_per_day_usd"] is None else money(z["max_draw_per_day_usd"])

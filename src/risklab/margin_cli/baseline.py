@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import typer
-from rich import box
-from rich.table import Table
 
 from risklab.margin_cli.book import DEFAULT_SEED, BookArg, load_book_arg
 from risklab.margin_cli.common import (
@@ -22,7 +20,9 @@ from risklab.margin_cli.common import (
     JsonOpt,
     SeedOpt,
     console,
+    engine_errors,
     fail,
+    figures_table,
     margin_app,
     money,
     print_json,
@@ -42,20 +42,6 @@ BilateralOpt = Annotated[
 DatesOpt = Annotated[str | None, typer.Option("--dates", help="ISO dates, comma-separated (default: the phase-in's).")]
 
 
-def _engine_errors(run: Any) -> Any:
-    try:
-        return run()
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-
-
-def _table(title: str, columns: list[str]) -> Table:
-    table = Table(title=title, box=box.SIMPLE)
-    for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right")
-    return table
-
-
 @margin_app.command("baseline")
 def baseline_command(book: BookArg, seed: SeedOpt = DEFAULT_SEED, as_json: JsonOpt = False, top: TopOpt = 15) -> None:
     """Initial margin per venue (CCP models with APC and add-ons, SIMM for bilaterals) and today's VM.
@@ -68,7 +54,7 @@ def baseline_command(book: BookArg, seed: SeedOpt = DEFAULT_SEED, as_json: JsonO
     loaded = load_book_arg(book, seed)
     started = time.perf_counter()
     with progress("baseline margin", as_json) as report:
-        data = _engine_errors(lambda: baseline_report(loaded, top=None if as_json else top, progress=report))
+        data = engine_errors(lambda: baseline_report(loaded, top=None if as_json else top, progress=report))
     elapsed = time.perf_counter() - started
     if as_json:
         print_json(data)
@@ -86,7 +72,9 @@ def baseline_command(book: BookArg, seed: SeedOpt = DEFAULT_SEED, as_json: JsonO
         f"{money(t['simm_usd'])}, independent amounts {money(t['independent_amount_usd'])}",
         highlight=False,
     )
-    venues = _table(f"Top {top} venues by IM (USD)", ["venue", "ccy", "IM", "model", "add-ons", "SIMM+IA", "VM paid"])
+    venues = figures_table(
+        f"Top {top} venues by IM (USD)", ["venue", "ccy", "IM", "model", "add-ons", "SIMM+IA", "VM paid"]
+    )
     for r in data["venues"]:
         model = r["core_usd"] + r["apc_usd"]
         add_ons = r["concentration_usd"] + r["liquidity_usd"]
@@ -96,7 +84,7 @@ def baseline_command(book: BookArg, seed: SeedOpt = DEFAULT_SEED, as_json: JsonO
     console.print(venues)
     for dimension, limit in (("manager", top), ("currency", None), ("asset_class", None)):
         parts = sorted(data["breakdowns"][dimension].items(), key=lambda kv: -kv[1]["im_usd"])
-        table = _table(f"By {dimension.replace('_', ' ')} (USD)", [dimension.replace("_", " "), "IM", "VM paid"])
+        table = figures_table(f"By {dimension.replace('_', ' ')} (USD)", [dimension.replace("_", " "), "IM", "VM paid"])
         for name, v in parts[:limit]:
             table.add_row(name, money(v["im_usd"]), money(v["vm_usd"]))
         console.print(table)
@@ -128,7 +116,7 @@ def stress_command(
     values = _multipliers(multipliers)
     loaded = load_book_arg(book, seed)
     with progress("stressed margin", as_json) as report:
-        data = _engine_errors(
+        data = engine_errors(
             lambda: stress_report(
                 loaded,
                 multipliers=values,
@@ -141,7 +129,9 @@ def stress_command(
         print_json(data)
         return
     names = list(data["totals"])
-    totals = _table(f"Stressed IM as of {data['as_of']} (USD)", ["scenario", "IM", "CCP", "bilateral", "× baseline"])
+    totals = figures_table(
+        f"Stressed IM as of {data['as_of']} (USD)", ["scenario", "IM", "CCP", "bilateral", "× baseline"]
+    )
     for name, t in data["totals"].items():
         ratio = t["ratio_to_baseline"]
         totals.add_row(name, money(t["im_usd"]), money(t["ccp_im_usd"]), money(t["bilateral_im_usd"]),
@@ -152,7 +142,7 @@ def stress_command(
     cols = [names.index(n) for n in short]
     for dimension, limit in (("venue", top), ("manager", top), ("currency", None)):
         rows = sorted(data["breakdowns"][dimension].items(), key=lambda kv: -kv[1][0])
-        table = _table(f"By {dimension} (USD)", [dimension, *short])
+        table = figures_table(f"By {dimension} (USD)", [dimension, *short])
         for name, values_ in rows[:limit]:
             table.add_row(name, *[money(values_[c]) for c in cols])
         console.print(table)
@@ -203,20 +193,20 @@ def model_change_command(
         raise fail(f"{changes.name}: {where}: {msg}" if where else f"{changes.name}: {msg}") from None
     loaded = load_book_arg(book, seed)
     with progress("model change", as_json) as report:
-        data = _engine_errors(lambda: model_change_report(loaded, change, days, progress=report))
+        data = engine_errors(lambda: model_change_report(loaded, change, days, progress=report))
     if as_json:
         print_json(data)
         return
     t = data["totals"]
     console.print(f"[bold]{change.name}[/] on {len(data['venues'])} CCP(s): IM {money(t['before_usd'])} before, "
                   f"{money(t['full_usd'])} once phased in", highlight=False)  # fmt: skip
-    per_date = _table("Per date (USD)", ["date", "weight", "IM", "increase"])
+    per_date = figures_table("Per date (USD)", ["date", "weight", "IM", "increase"])
     for d, w, after, inc in zip(data["dates"], data["weights"], t["after_usd"], t["increase_usd"], strict=True):
         per_date.add_row(d, f"{w:.2f}", money(after), money(inc))
     console.print(per_date)
     for key, title in (("venues", "venue"), ("managers", "manager")):
         rows = sorted(data[key].items(), key=lambda kv: -abs(kv[1]["increase_usd"][-1]))
-        table = _table(f"By {title}, on {data['dates'][-1]} (USD)", [title, "before", "after", "increase"])
+        table = figures_table(f"By {title}, on {data['dates'][-1]} (USD)", [title, "before", "after", "increase"])
         for name, r in rows[:top]:
             table.add_row(name, money(r["before_usd"]), money(r["after_usd"][-1]), money(r["increase_usd"][-1]))
         console.print(table)

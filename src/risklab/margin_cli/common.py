@@ -10,9 +10,11 @@ from contextlib import contextmanager
 from typing import Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
 
 margin_app = typer.Typer(
     help="Margin: CCP and SIMM initial margin, stress, the avalanche simulation, liquidity and reverse stress.",
@@ -35,6 +37,23 @@ def fail(message: str, code: int = DATA_ERROR) -> typer.Exit:
     """Print one error line on stderr and return the Exit to raise."""
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(code)
+
+
+def engine_errors(run: Callable[[], Any]) -> Any:
+    """Run an engine call, turning its refusals (a ValueError naming the field: bad data, not a bug) into one
+    error line with exit code 1."""
+    try:
+        return run()
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+
+
+def figures_table(title: str, columns: list[str]) -> Table:
+    """A plain table: the first column left-aligned, the figures right-aligned."""
+    out = Table(title=title, box=box.SIMPLE)
+    for i, c in enumerate(columns):
+        out.add_column(c, justify="left" if i == 0 else "right")
+    return out
 
 
 @contextmanager

@@ -7,14 +7,22 @@ progress bar on stderr while the engine works. The engine is imported inside the
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
-from rich import box
-from rich.table import Table
 
 from risklab.margin_cli.book import DEFAULT_SEED, BookArg, load_book_arg
-from risklab.margin_cli.common import JsonOpt, SeedOpt, console, fail, margin_app, money, print_json, progress
+from risklab.margin_cli.common import (
+    JsonOpt,
+    SeedOpt,
+    console,
+    engine_errors,
+    figures_table,
+    margin_app,
+    money,
+    print_json,
+    progress,
+)
 
 TopOpt = Annotated[int, typer.Option("--top", min=1, help="Venues and groups listed in the tables.")]
 VolOpt = Annotated[
@@ -24,20 +32,6 @@ CreditOpt = Annotated[
     float,
     typer.Option("--inflow-credit", min=0.0, max=1.0, help="Share of VM received elsewhere counted against calls."),
 ]
-
-
-def _engine_errors(run: Any) -> Any:
-    try:
-        return run()
-    except ValueError as exc:
-        raise fail(str(exc)) from None
-
-
-def _table(title: str, columns: list[str]) -> Table:
-    table = Table(title=title, box=box.SIMPLE)
-    for i, c in enumerate(columns):
-        table.add_column(c, justify="left" if i == 0 else "right")
-    return table
 
 
 def _pct(value: float | None) -> str:
@@ -68,7 +62,7 @@ def liquidity_command(
 
     loaded = load_book_arg(book, seed)
     with progress("liquidity ladder", as_json) as report:
-        data = _engine_errors(
+        data = engine_errors(
             lambda: liquidity_report(
                 loaded,
                 days=days,
@@ -100,7 +94,7 @@ def liquidity_command(
             ),
             highlight=False,
         )
-    table = _table(
+    table = figures_table(
         f"Stressed ladder, {ladder['confidence']:.0%} (USD)",
         ["day", "VM", "IM change", "known flows", "cumulative", "available", "headroom"],
     )
@@ -110,19 +104,23 @@ def liquidity_command(
         style = "red" if row["headroom_usd"] < 0 else None
         table.add_row(str(row["day"]), *cells, style=style)
     console.print(table)
-    venues = _table(f"Top {top} venues by stressed {days}-day outflow (USD)", ["venue", "ccy", "stressed", "expected"])
+    venues = figures_table(
+        f"Top {top} venues by stressed {days}-day outflow (USD)", ["venue", "ccy", "stressed", "expected"]
+    )
     for v in ladder["venues"]:
         venues.add_row(v["venue"], v["currency"], money(v["stressed_outflow_usd"]), money(v["expected_outflow_usd"]))
     console.print(venues)
     conc = data["concentration"]
-    breaches = _table("Concentration breaches (share of IM)", ["group", "dimension", "IM share", "limit", "notional"])
+    breaches = figures_table(
+        "Concentration breaches (share of IM)", ["group", "dimension", "IM share", "limit", "notional"]
+    )
     for b in conc["breaches"]:
         breaches.add_row(b["name"], b["dimension"], _pct(b["im_share"]), _pct(b["limit"]), _pct(b["notional_share"]))
     if not conc["breaches"]:
         breaches.add_row("none", "", "", "", "")
     console.print(breaches)
     eff = data["efficiency"]
-    table = _table(
+    table = figures_table(
         f"Least margin-efficient strategies ({eff['risk_measure']})",
         ["strategy", "manager", "IM", "standalone risk", "IM / risk", "return / IM"],
     )
@@ -163,7 +161,7 @@ def optimise_command(
 
     loaded = load_book_arg(book, seed)
     with progress("optimiser", as_json) as report:
-        data = _engine_errors(
+        data = engine_errors(
             lambda: optimise_report(
                 loaded,
                 vol_multiplier=vol_multiplier,
@@ -190,7 +188,7 @@ def optimise_command(
             f"venues' own stressed models: {money(before)} → {money(after)} ({(after - before) / before:+.1%})",
             highlight=False,
         )
-    table = _table(f"Largest changes (top {top})", ["strategy", "manager", "scale", "return before", "after"])
+    table = figures_table(f"Largest changes (top {top})", ["strategy", "manager", "scale", "return before", "after"])
     for c in data["strategies"][:top]:
         table.add_row(
             c["strategy"],
@@ -219,7 +217,7 @@ def venue_whatif_command(
     id_list = [i.strip() for i in ids.split(",") if i.strip()] if ids else None
     loaded = load_book_arg(book, seed)
     with progress("venue what-if", as_json):
-        data = _engine_errors(
+        data = engine_errors(
             lambda: venue_whatif_report(
                 loaded, to_venue, ids=id_list, manager=manager, asset_class=asset_class, from_venue=from_venue
             )
@@ -233,7 +231,7 @@ def venue_whatif_command(
         f"{money(data['netting_benefit_usd'])}",
         highlight=False,
     )
-    table = _table("IM by venue (USD)", ["venue", "before", "after", "change"])
+    table = figures_table("IM by venue (USD)", ["venue", "before", "after", "change"])
     for v in sorted(data["venues"], key=lambda v: v["change_usd"]):
         table.add_row(v["venue"], money(v["im_before_usd"]), money(v["im_after_usd"]), money(v["change_usd"]))
     console.print(table)
