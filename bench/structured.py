@@ -18,16 +18,14 @@ scenarios use the sample's implied-vol surfaces).
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
-import resource
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+import section_runner
+
+# bench/ leaves the path: its bus.py would shadow the bus package
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 UNDERLYINGS = ["SX5E", "SPX", "NKY"]
@@ -178,39 +176,7 @@ def section_kernel(paths: int) -> dict:
 SECTIONS = {"lab": (section_lab, 10_000), "stress": (section_stress, 10_000), "kernel": (section_kernel, 1_000_000)}
 
 
-def _child(name: str, paths: int) -> None:
-    fn, _ = SECTIONS[name]
-    out = fn(paths)
-    out["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps(out))
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
-    parser.add_argument("--paths", type=int, default=None, help="Override the section's path count.")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
-    args = parser.parse_args()
-    if args.child:
-        _child(args.child, args.paths or SECTIONS[args.child][1])
-        return
-    print(f"cores: {os.cpu_count()}, runs per section: {args.runs}")
-    for name in args.only or list(SECTIONS):
-        runs = []
-        for _ in range(args.runs):
-            cmd = [sys.executable, __file__, "--child", name] + (["--paths", str(args.paths)] if args.paths else [])
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-            if proc.returncode:
-                sys.exit(f"{name} failed:\n{proc.stderr[-4000:]}")
-            runs.append(json.loads(proc.stdout.strip().splitlines()[-1]))
-        keys = [k for k, v in runs[0].items() if isinstance(v, int | float)]
-        median = {k: statistics.median(r[k] for r in runs) for k in keys}
-        print(f"\n[{name}] medians of {len(runs)} runs")
-        for k in keys:
-            v = median[k]
-            print(f"  {k:28s} {v:,.6g}" if isinstance(v, float) else f"  {k:28s} {v}")
-
-
 if __name__ == "__main__":
-    main()
+    section_runner.main(
+        __file__, __doc__.splitlines()[0], SECTIONS, size_flag="--paths", size_help="Override the section's path count."
+    )
