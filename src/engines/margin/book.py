@@ -39,7 +39,7 @@ from __future__ import annotations
 import functools
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import date
 from typing import Annotated, Any, Literal, NamedTuple
 
@@ -199,6 +199,20 @@ def _nonzero(value: float) -> float:
     return value
 
 
+def _factor_of_kind(kinds: tuple[str, ...], what: str) -> Callable[[str], str]:
+    """A validator of an `underlying` factor id: one of `kinds` (EQ, CM, FX, CR), described as `what`."""
+
+    def check(text: str) -> str:
+        if parse_factor_id(text).kind not in kinds:
+            raise ValueError(f"must be {what}, got {text!r}")
+        return text
+
+    return check
+
+
+_EQUITY_INDEX = _factor_of_kind(("EQ",), "an equity index factor (EQ.*)")
+
+
 class _Position(Frozen):
     id: str = Field(min_length=1)
     strategy: str = Field(min_length=1, description="Id of the strategy the position belongs to.")
@@ -217,14 +231,9 @@ class ListedFuture(_Position):
 
     _contracts = field_validator("contracts")(_nonzero)
 
-    @field_validator("underlying")
-    @classmethod
-    def _kind(cls, text: str) -> str:
-        if parse_factor_id(text).kind not in ("EQ", "CM", "FX"):
-            raise ValueError(
-                f"must be an equity index, commodity or FX rate factor (EQ.*, CM.*, FX.*USD), got {text!r}"
-            )
-        return text
+    _underlying = field_validator("underlying")(
+        _factor_of_kind(("EQ", "CM", "FX"), "an equity index, commodity or FX rate factor (EQ.*, CM.*, FX.*USD)")
+    )
 
 
 class ListedOption(_Position):
@@ -242,12 +251,7 @@ class ListedOption(_Position):
 
     _contracts = field_validator("contracts")(_nonzero)
 
-    @field_validator("underlying")
-    @classmethod
-    def _kind(cls, text: str) -> str:
-        if parse_factor_id(text).kind != "EQ":
-            raise ValueError(f"must be an equity index factor (EQ.*), got {text!r}")
-        return text
+    _underlying = field_validator("underlying")(_EQUITY_INDEX)
 
 
 class _Swap(_Position):
@@ -290,12 +294,7 @@ class CdsIndex(_Position):
     maturity: date
     recovery_rate: float = Field(0.4, ge=0.0, lt=1.0, allow_inf_nan=False)
 
-    @field_validator("underlying")
-    @classmethod
-    def _kind(cls, text: str) -> str:
-        if parse_factor_id(text).kind != "CR":
-            raise ValueError(f"must be a credit index factor (CR.<index>.5Y), got {text!r}")
-        return text
+    _underlying = field_validator("underlying")(_factor_of_kind(("CR",), "a credit index factor (CR.<index>.5Y)"))
 
 
 class FxForward(_Position):
@@ -326,12 +325,7 @@ class EquityTrs(_Position):
     direction: Literal["receive_equity", "pay_equity"]
     maturity: date
 
-    @field_validator("underlying")
-    @classmethod
-    def _kind(cls, text: str) -> str:
-        if parse_factor_id(text).kind != "EQ":
-            raise ValueError(f"must be an equity index factor (EQ.*), got {text!r}")
-        return text
+    _underlying = field_validator("underlying")(_EQUITY_INDEX)
 
 
 class UnclearedOption(_Position):
