@@ -15,43 +15,10 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hand_built_books import hand_book
 
-from engines.margin.arrays import MarginBook
 from engines.margin.liquidity import dated_flows, facility_available, liquidity_ladder
 from engines.margin.venues import CreditFacility, LiquidityResources
-
-
-def hand_book(delta: np.ndarray, venue: list[int], n_venues: int | None = None) -> MarginBook:
-    delta = np.asarray(delta, dtype=np.float64)
-    p, f = delta.shape
-    n_v = n_venues or max(venue) + 1
-    rows, cols = np.nonzero(delta)
-    return MarginBook(
-        factors=tuple(f"EQ.X{i}" for i in range(f)),
-        factor_class=np.full(f, 2, np.int8),
-        factor_currency=np.zeros(f, np.int16),
-        factor_depth_usd=np.full(f, 1e12),
-        venues=tuple(f"VEN{i}" for i in range(n_v)),
-        venue_is_ccp=np.ones(n_v, bool),
-        managers=("MGR0",),
-        strategies=("STR0",),
-        strategy_manager=np.zeros(1, np.int32),
-        currencies=("USD",),
-        position_ids=tuple(f"POS{i}" for i in range(p)),
-        position_venue=np.asarray(venue, np.int32),
-        position_manager=np.zeros(p, np.int32),
-        position_strategy=np.zeros(p, np.int32),
-        position_currency=np.zeros(p, np.int16),
-        position_class=np.full(p, 2, np.int8),
-        position_notional_usd=np.abs(delta).sum(axis=1),
-        position_value_usd=np.zeros(p),
-        position_expected_return_usd=np.zeros(p),
-        position_liquidity_factor=np.zeros(p, np.int32),
-        load_position=rows.astype(np.int32),
-        load_factor=cols.astype(np.int32),
-        load_delta=delta[rows, cols],
-        load_gamma=np.zeros(len(rows)),
-    )
 
 
 def resources(

@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 import pytest
+from hand_built_books import hand_book
 from scipy import optimize, stats
 
 from engines.margin.arrays import FactorHistory, MarginBook
@@ -25,46 +26,6 @@ from engines.margin.reverse_stress import reverse_stress, stress_space
 from engines.margin.venues import CreditFacility, LiquidityResources
 
 H = 10
-
-
-def hand_book(
-    delta: np.ndarray,
-    venue: list[int],
-    gamma: np.ndarray | None = None,
-    ccp: list[bool] | None = None,
-    value: list[float] | None = None,
-) -> MarginBook:
-    delta = np.asarray(delta, dtype=np.float64)
-    p, f = delta.shape
-    gamma = np.zeros_like(delta) if gamma is None else np.asarray(gamma, dtype=np.float64)
-    n_v = max(venue) + 1
-    rows, cols = np.nonzero((delta != 0) | (gamma != 0))
-    return MarginBook(
-        factors=tuple(f"EQ.X{i}" for i in range(f)),
-        factor_class=np.full(f, 2, np.int8),
-        factor_currency=np.zeros(f, np.int16),
-        factor_depth_usd=np.full(f, 1e12),
-        venues=tuple(f"VEN{i}" for i in range(n_v)),
-        venue_is_ccp=np.ones(n_v, bool) if ccp is None else np.asarray(ccp, bool),
-        managers=("MGR0",),
-        strategies=("STR0",),
-        strategy_manager=np.zeros(1, np.int32),
-        currencies=("USD",),
-        position_ids=tuple(f"POS{i}" for i in range(p)),
-        position_venue=np.asarray(venue, np.int32),
-        position_manager=np.zeros(p, np.int32),
-        position_strategy=np.zeros(p, np.int32),
-        position_currency=np.zeros(p, np.int16),
-        position_class=np.full(p, 2, np.int8),
-        position_notional_usd=np.abs(delta).sum(axis=1),
-        position_value_usd=np.zeros(p) if value is None else np.asarray(value, np.float64),
-        position_expected_return_usd=np.zeros(p),
-        position_liquidity_factor=np.zeros(p, np.int32),
-        load_position=rows.astype(np.int32),
-        load_factor=cols.astype(np.int32),
-        load_delta=delta[rows, cols],
-        load_gamma=gamma[rows, cols],
-    )
 
 
 def correlated_history(f: int, days: int = 1500, seed: int = 3) -> FactorHistory:
@@ -153,7 +114,7 @@ def test_an_im_rise_alone_exhausts_resources_at_the_distance_of_its_scalar_equat
     assert found.replay.im_increase_usd > 0
     assert found.replay.need_usd == pytest.approx(resources, rel=1e-7)
     # a bilateral venue's SIMM does not respond: the same book then needs a plain VM loss of 4m
-    bilateral = hand_book(a[None, :], [0], ccp=[False])
+    bilateral = hand_book(a[None, :], [0], is_ccp=[False])
     flat = reverse_stress(bilateral, space, cash_only(resources), venue_im_usd=np.array([im]), iterations=50, seed=3)
     assert flat.distance == pytest.approx(resources / sd, rel=1e-7)
     assert flat.replay.im_increase_usd == 0.0
@@ -163,7 +124,7 @@ def test_a_csa_threshold_absorbs_the_first_losses_of_a_bilateral_netting_set() -
     # value +2m, threshold 5m: the first 7m of loss only move the value within the band (-5m, 5m) uncalled
     history = correlated_history(3, seed=5)
     a = np.array([4e7, -1e7, 2e7])
-    book = hand_book(a[None, :], [0], ccp=[False], value=[2e6])
+    book = hand_book(a[None, :], [0], is_ccp=[False], value=[2e6])
     sd = math.sqrt(a @ horizon_covariance(history) @ a)
     space = stress_space(history, horizon_days=H)
     found = reverse_stress(book, space, cash_only(1e7), vm_threshold_usd=np.array([5e6]), iterations=50, seed=1)
@@ -190,7 +151,7 @@ def test_scenario_found_on_a_gamma_book_really_exhausts_resources_when_replayed(
     history = correlated_history(12, seed=4)
     delta = rng.normal(size=(40, 12)) * 5e6 * (rng.random((40, 12)) < 0.3)
     gamma = -np.abs(rng.normal(size=(40, 12))) * 1e8 * (rng.random((40, 12)) < 0.2)  # short options
-    book = hand_book(delta, list(rng.integers(0, 6, 40)), gamma=gamma, ccp=[False] * 6)
+    book = hand_book(delta, list(rng.integers(0, 6, 40)), gamma=gamma, is_ccp=[False] * 6)
     res = LiquidityResources(
         cash_usd={"USD": 1.5e7, "EUR": 5e6},
         operational_buffer_usd=2e6,
