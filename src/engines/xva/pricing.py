@@ -27,12 +27,13 @@ per netting set and currency (or CDS name) as a Chebyshev interpolant in that st
 checked against the direct method), so the cost
 per path does not grow with the number of flows. What depends on a path's past (a coupon fixed at its reset,
 the exercise decision) or on several drivers (FX and equity options and forwards) is valued path by path.
-`method="direct"` values every row on every path instead.
+`method="direct"` values every row on every path instead (its swap cash flows and floating legs on a GPU when one
+is present: `cuda_kernels`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numba
@@ -813,15 +814,27 @@ def value_on_paths(
     return out
 
 
+def _swap_kernels() -> tuple[Callable[..., None], Callable[..., None]]:
+    """`kernels.value_cashflows` and `kernels.value_float_legs`, or their CUDA versions (same arguments, same
+    values added into `out`) when `cuda_kernels.selected_device()` is cuda: a GPU is present and RISKLAB_XVA_DEVICE
+    is not cpu."""
+    from engines.xva import cuda_kernels
+
+    if cuda_kernels.use_cuda():
+        return cuda_kernels.value_cashflows_cuda, cuda_kernels.value_float_legs_cuda
+    return kernels.value_cashflows, kernels.value_float_legs
+
+
 def _value_direct(tables, scen, m, mask, out, xl, hazard, name_vol, kappa) -> None:
     common = (out, mask, m.times, scen.x, scen.fx, m.lnp0, m.yv, m.a, m.usd)
+    value_cashflows, value_float_legs = _swap_kernels()
     c = tables.cashflows
     if len(c["slot"]):
-        kernels.value_cashflows(*common, c["slot"], c["ccy"], c["pay"], c["amount"], c["lnp_pay"],
-                                *_gate_columns(c["gate"], tables.gates))  # fmt: skip
+        value_cashflows(*common, c["slot"], c["ccy"], c["pay"], c["amount"], c["lnp_pay"],
+                        *_gate_columns(c["gate"], tables.gates))  # fmt: skip
     f, q = tables.floats, tables.coupons
     if len(f["slot"]):
-        kernels.value_float_legs(
+        value_float_legs(
             *common, f["slot"], f["ccy"], f["notional"], f["spread"], f["first"], f["count"],
             *_gate_columns(f["gate"], tables.gates),
             q["start"], q["end"], q["tau"], q["fix_date"], q["fixing"], q["lnp_start"], q["lnp_end"],

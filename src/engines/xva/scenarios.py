@@ -27,14 +27,17 @@ the name. Credit paths are generated on demand for the names of a chunk.
 **Random numbers.** Normals come in blocks of `PATH_BLOCK` paths, block b of the market from the stream
 (seed, 0, b), a credit name's from (seed, 1, crc32(name), b) — so a chunk of netting sets, or a subset of
 path blocks, regenerates exactly the same paths, and the first N paths of a larger run are the N-path run.
+The normals are drawn on the host on every device; with a GPU (`cuda_kernels.selected_device`) the state is
+propagated there (`cuda_kernels.propagate_states_cuda`), from the same normals and step matrices.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 
@@ -322,6 +325,36 @@ def _path_rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.Generator(np.random.Philox(np.random.SeedSequence([seed, *key])))
 
 
+def _market_normals(seed: int, b0: int, b1: int, n_steps: int, n_c: int) -> np.ndarray:
+    """Standard normals [path, step, component] of the market for paths b0..b1 (b0 a multiple of `PATH_BLOCK`),
+    each random-number block drawn whole from its own stream (seed, 0, block) and cut at b1."""
+    blocks = [
+        _path_rng(seed, 0, k).standard_normal((PATH_BLOCK, n_steps, n_c))
+        for k in range(b0 // PATH_BLOCK, (b1 + PATH_BLOCK - 1) // PATH_BLOCK)
+    ]
+    return (blocks[0] if len(blocks) == 1 else np.concatenate(blocks))[: b1 - b0]
+
+
+def propagate_states(phi: np.ndarray, root: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """States [path, date, component] from 0 at date 0, one exact step per date: s_{k+1} = Φ_k s_k + L_k z_k, with
+    Φ_k = phi[k] the transition, L_k = root[k] the root of the step covariance and z[path, k] standard normals."""
+    state = np.zeros((z.shape[0], phi.shape[0] + 1, phi.shape[1]))
+    for k in range(phi.shape[0]):
+        state[:, k + 1] = state[:, k] @ phi[k].T + z[:, k] @ root[k].T
+    return state
+
+
+def _propagator(phi: np.ndarray, root: np.ndarray) -> tuple[Callable[[np.ndarray], np.ndarray], int]:
+    """The state propagation of the selected device (`cuda_kernels.selected_device`: CUDA when a GPU is present and
+    RISKLAB_XVA_DEVICE is not cpu), and how many paths to hand it at once (a multiple of `PATH_BLOCK`)."""
+    from engines.xva import cuda_kernels
+
+    if cuda_kernels.use_cuda():
+        chunk = cuda_kernels.launch_paths(len(phi) + 1, phi.shape[1], PATH_BLOCK)
+        return cuda_kernels.state_propagator(phi, root), chunk
+    return functools.partial(propagate_states, phi, root), PATH_BLOCK
+
+
 def simulate(
     market: Market,
     grid: TimeGrid,
@@ -368,14 +401,10 @@ def simulate(
     h = np.empty((n_k, n_d, paths))
     usd = ccys.index(BASE_CURRENCY)
     _, big_usd, lnp_usd = drift[BASE_CURRENCY]
-    for b0 in range(0, paths, PATH_BLOCK):
-        b1 = min(paths, b0 + PATH_BLOCK)
-        rng = _path_rng(seed, 0, b0 // PATH_BLOCK)
-        z = rng.standard_normal((PATH_BLOCK, n_d - 1, n_c))[: b1 - b0]
-        state = np.zeros((b1 - b0, n_d, n_c))
-        for k in range(n_d - 1):
-            state[:, k + 1] = state[:, k] @ phi[k].T + z[:, k] @ root[k].T
-        st = state.transpose(2, 1, 0)  # [component, date, path]
+    propagate, chunk = _propagator(phi, root)
+    for b0 in range(0, paths, chunk):
+        b1 = min(paths, b0 + chunk)
+        st = propagate(_market_normals(seed, b0, b1, n_d - 1, n_c)).transpose(2, 1, 0)  # [component, date, path]
         for ci, c in enumerate(ccys):
             m_c, big_c, lnp_c = drift[c]
             x[ci, :, b0:b1] = st[layout.ou_x[ci]] + m_c[:, None]
