@@ -293,6 +293,7 @@ class ExposureChunk:
     credit: CreditPaths | None  # intensities of the chunk's counterparties, on the exposure dates
     times: np.ndarray | None = None  # [exposure date], years
     discount: np.ndarray | None = None  # [exposure date, path], the USD numeraire D(0, t) = exp(−∫r)
+    values: np.ndarray | None = None  # [set, exposure date, path], USD: the netted value V before collateral
 
 
 @dataclass
@@ -378,7 +379,15 @@ def run_exposures(
     exposure_times = grid_.exposure_times
     discount = scen.numeraire[grid_.exposure]
     t0 = time.perf_counter()
-    references = sorted({t.reference for t in book.trades if isinstance(t, CreditDefaultSwap)})
+    references = sorted(
+        {
+            book.trades[i].reference
+            for chunk in chunks
+            for ns in chunk
+            for i in by_set[ns]
+            if isinstance(book.trades[i], CreditDefaultSwap)
+        }
+    )
     ref_credit = credit_paths(scen, reference_names(market, references), dates="all") if references else None
     clock["credit"] += time.perf_counter() - t0
     for chunk in chunks:
@@ -404,6 +413,7 @@ def run_exposures(
         if cache is not None:
             for k, ns in enumerate(chunk):
                 cache.put(ns, values[k])
+        exposure_values = values[:, grid_.exposure, :] if on_chunk is not None else None
         del values
         t0 = time.perf_counter()
         cps = tuple(s.counterparty_id for s in sets)
@@ -419,7 +429,7 @@ def run_exposures(
             profiles[ns] = exposure_profile(ns, exposure_times, pos[k], neg[k], discount, maturity)
         clock["profiles"] += time.perf_counter() - t0
         if on_chunk is not None:
-            on_chunk(ExposureChunk(tuple(chunk), cps, pos, neg, credit, exposure_times, discount))
+            on_chunk(ExposureChunk(tuple(chunk), cps, pos, neg, credit, exposure_times, discount, exposure_values))
     return ExposureRun(scen, profiles, clock, len(chunks))
 
 

@@ -1,4 +1,4 @@
-"""`risklab xva`: the XVA desk's regulatory capital from JSON files.
+"""`risklab xva saccr`: SA-CCR exposure at default of netting sets given as JSON files.
 
 `risklab xva saccr <netting-set.json>` reads one netting set, a list of them or `{"netting_sets": [...]}`
 (the model is `engines.xva.saccr_models.NettingSet`) and prints, per netting set, the replacement cost,
@@ -16,27 +16,17 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich import box
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+
+from risklab.cli_output import console, fail
+from risklab.xva_cli.common import JsonOpt, xva_app
 
 if TYPE_CHECKING:  # the engine (numpy, pydantic models) is imported by the command only, so `--help` stays fast
     from engines.xva.saccr_models import NettingSet, SaccrResult
 
-xva_app = typer.Typer(help="XVA desk: SA-CCR exposure at default of netting sets.", no_args_is_help=True)
-
-console = Console()
-err = Console(stderr=True)
-DATA_ERROR = 1
-
-
 class NettingSetFileError(ValueError):
     """A netting-set file that cannot be read or does not hold valid netting sets; the message names file and field."""
-
-
-def _fail(message: str, code: int = DATA_ERROR) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 def load_netting_sets(path: Path) -> list[NettingSet]:
@@ -127,15 +117,6 @@ def _print_result(r: SaccrResult) -> None:
     console.print(table)
 
 
-@xva_app.callback()
-def xva_callback() -> None:
-    """XVA desk: SA-CCR exposure at default of netting sets."""
-    # a callback keeps `saccr` a subcommand (typer collapses a one-command app into that command)
-
-
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only the results as JSON on stdout.")]
-
-
 @xva_app.command("saccr")
 def saccr_command(
     path: Annotated[
@@ -149,7 +130,7 @@ def saccr_command(
     try:
         netting_sets = load_netting_sets(path)
     except NettingSetFileError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     results = [saccr(ns) for ns in netting_sets]
     if json_out:
         payload: dict[str, Any] = {"results": [r.to_dict() for r in results], "total_ead": sum(r.ead for r in results)}
