@@ -22,6 +22,8 @@ from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, ValidationError
+
 EngineFunction = Callable[[Mapping[str, Any], "int | None"], dict[str, Any]]
 """An engine function: (inputs, seed) -> result, both JSON-like."""
 
@@ -241,3 +243,40 @@ def choice(inputs: Mapping[str, Any], field: str, options: Sequence[str]) -> str
     if value not in options:
         raise InvalidInputs(field, f"must be one of {', '.join(repr(o) for o in options)}, got {value!r}")
     return str(value)
+
+
+def parse_model(model: type[BaseModel], data: Any, field: str) -> Any:
+    """Validate `data` as `model`; the first error becomes InvalidInputs naming `field.<location>` (list items as
+    `field[i]`, the tag of a discriminated union left out), with "is required" / "is not a known field"."""
+    if not isinstance(data, Mapping):
+        raise InvalidInputs(field or "inputs", f"must be an object of fields, got {type(data).__name__}")
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors(include_url=False)[0]
+        loc, node = "", data
+        for part in err["loc"]:
+            if isinstance(node, dict) and isinstance(part, str) and part not in node and node.get("type") == part:
+                continue  # the tag of a discriminated union is not a field of the input
+            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
+            node = _child(node, part)
+        named, msg = split_named_field(str(err["msg"]))
+        if named is not None:
+            loc = f"{loc}.{named}" if loc else named
+        if err["type"] == "missing":
+            msg = "is required"
+        elif err["type"] == "extra_forbidden":
+            msg = "is not a known field"
+        if not field or not loc:
+            where = loc or field or "inputs"
+        else:
+            where = f"{field}{loc}" if loc.startswith("[") else f"{field}.{loc}"
+        raise InvalidInputs(where, msg) from None
+
+
+def _child(node: Any, part: int | str) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
+        return node[part]
+    return None

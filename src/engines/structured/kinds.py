@@ -18,9 +18,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from engines.registry import InvalidInputs, check_fields, register, split_named_field
+from engines.registry import InvalidInputs, check_fields, parse_model, register
 from engines.structured.kid import KidOptions, kid_indicators
 from engines.structured.lab import LabGrid, variations
 from engines.structured.market import MarketData
@@ -33,26 +31,13 @@ from engines.structured.stress import ScenarioSpec, StressOptions, default_scena
 MAX_SPECS = 2_000
 
 
-def parse(model: type[BaseModel], data: Any, field: str) -> Any:
-    """Validate `data` as `model`, turning the first error into InvalidInputs naming `field.<location>`."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        loc = ".".join(str(p) for p in err["loc"])
-        named, msg = split_named_field(str(err["msg"]))
-        if named is not None:
-            loc = f"{loc}.{named}" if loc else named
-        raise InvalidInputs(f"{field}.{loc}" if loc else field, msg) from None
-
-
 def _specs(inputs: Mapping[str, Any]) -> list[AutocallSpec]:
     raw = inputs.get("specs")
     if not isinstance(raw, list) or not raw:
         raise InvalidInputs("specs", "give a non-empty list of autocallable specs")
     if len(raw) > MAX_SPECS:
         raise InvalidInputs("specs", f"at most {MAX_SPECS} specs per request, got {len(raw)}")
-    return [parse(AutocallSpec, s, f"specs[{i}]") for i, s in enumerate(raw)]
+    return [parse_model(AutocallSpec, s, f"specs[{i}]") for i, s in enumerate(raw)]
 
 
 def _options(inputs: Mapping[str, Any], seed: int | None) -> PricingOptions:
@@ -61,11 +46,11 @@ def _options(inputs: Mapping[str, Any], seed: int | None) -> PricingOptions:
         if seed is None:
             raise InvalidInputs("options.seed", "no seed in the options and none with the request")
         data["seed"] = seed
-    return parse(PricingOptions, data, "options")
+    return parse_model(PricingOptions, data, "options")
 
 
 def _market(inputs: Mapping[str, Any], specs: list[AutocallSpec]) -> MarketData:
-    market = parse(MarketData, inputs.get("market"), "market")
+    market = parse_model(MarketData, inputs.get("market"), "market")
     check_market_covers(specs, market)
     return market
 
@@ -169,8 +154,8 @@ def combine_lab(results: list[dict[str, Any]]) -> dict[str, Any]:
 def lab_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     """Generate the variations of a base note over the lab grid and price them all."""
     check_fields(inputs, ("base", "market"), ("grid", "options", "first_path", "paths"))
-    base = parse(AutocallSpec, inputs["base"], "base")
-    grid = parse(LabGrid, inputs.get("grid") or {}, "grid")
+    base = parse_model(AutocallSpec, inputs["base"], "base")
+    grid = parse_model(LabGrid, inputs.get("grid") or {}, "grid")
     try:
         specs = variations(base, grid)
     except ValueError as exc:
@@ -199,10 +184,11 @@ def stress_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     options = _options(inputs, seed)
     market = _market(inputs, specs)
     raw = inputs.get("scenarios")
-    scenarios = (
-        default_scenarios() if raw is None else [parse(ScenarioSpec, s, f"scenarios[{i}]") for i, s in enumerate(raw)]
-    )
-    stress = parse(StressOptions, inputs.get("stress") or {}, "stress")
+    if raw is None:
+        scenarios = default_scenarios()
+    else:
+        scenarios = [parse_model(ScenarioSpec, s, f"scenarios[{i}]") for i, s in enumerate(raw)]
+    stress = parse_model(StressOptions, inputs.get("stress") or {}, "stress")
     try:
         report = stress_test(specs, market, options, scenarios, stress)
     except (ValueError, KeyError) as exc:
@@ -214,10 +200,10 @@ def stress_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
 def priips_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     """PRIIPs category 3 KID indicators of a note: MRM, CRM, SRI and performance scenarios."""
     check_fields(inputs, ("spec", "market"), ("options", "kid"))
-    spec = parse(AutocallSpec, inputs["spec"], "spec")
+    spec = parse_model(AutocallSpec, inputs["spec"], "spec")
     options = _options(inputs, seed)
     market = _market(inputs, [spec])
-    kid = parse(KidOptions, inputs.get("kid") or {}, "kid")
+    kid = parse_model(KidOptions, inputs.get("kid") or {}, "kid")
     try:
         return {**kid_indicators(spec, market, options, kid), "seed": options.seed}
     except (ValueError, KeyError) as exc:

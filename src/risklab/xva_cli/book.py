@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -73,15 +74,20 @@ def _options(paths: int, seed: int, grid: str | None, borrow_bp: float, lend_bp:
     from pydantic import ValidationError
 
     from engines.xva.book_xva import XvaRunOptions
-    from engines.xva.scenarios import DEFAULT_GRID
+    from engines.xva.scenarios import DEFAULT_GRID, parse_grid
 
     try:
-        return XvaRunOptions(
+        options = XvaRunOptions(
             paths=paths, seed=seed, grid=grid or DEFAULT_GRID, borrow_spread=borrow_bp / 1e4, lend_spread=lend_bp / 1e4
         )
     except ValidationError as exc:
         first = exc.errors()[0]
         raise fail(f"--{str(first['loc'][0]).replace('_', '-')}: {first['msg']}", OPTION_ERROR) from None
+    try:
+        parse_grid(options.grid, date(2000, 1, 3))  # the syntax; the dates come with the market's valuation date
+    except ValueError as exc:
+        raise fail(f"--grid: {exc}", OPTION_ERROR) from None
+    return options
 
 
 @xva_app.command("sample")

@@ -24,28 +24,19 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from engines.registry import InvalidInputs, check_fields, choice, integer, number, register, split_named_field
+from engines.registry import (
+    InvalidInputs,
+    check_fields,
+    choice,
+    integer,
+    number,
+    parse_model,
+    register,
+)
 
 SAMPLE = "sample"
 DEFAULT_SEED = 2026
 COMMON = ("book_seed", "settings")
-
-
-def parse(model: type[BaseModel], data: Any, field: str) -> Any:
-    """Validate `data` as `model`; the first error becomes InvalidInputs naming `field.<location>`."""
-    if not isinstance(data, Mapping):
-        raise InvalidInputs(field, f"must be an object of fields, got {type(data).__name__}")
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        named, msg = split_named_field(str(first["msg"]))
-        if named is not None:
-            loc = f"{loc}.{named}" if loc else named
-        raise InvalidInputs(f"{field}.{loc}" if loc else field, msg) from None
 
 
 def load(inputs: Mapping[str, Any]) -> tuple[Any, int | None]:
@@ -75,7 +66,7 @@ def settings_of(inputs: Mapping[str, Any], seed: int | None) -> Any:
     data = dict(inputs.get("settings") or {})
     if "seed" not in data:
         data["seed"] = seed if seed is not None else DEFAULT_SEED
-    return parse(AvalancheSettings, data, "settings")
+    return parse_model(AvalancheSettings, data, "settings")
 
 
 def avalanche_report(

@@ -23,27 +23,12 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from engines.registry import InvalidInputs, check_fields, choice, integer, register, split_named_field
+from engines.registry import InvalidInputs, check_fields, choice, integer, parse_model, register, split_named_field
 
 SAMPLE = "sample"
 DEFAULT_SEED = 2026
 COMMON = ("seed", "options")
 MAX_MULTIPLIERS = 10
-
-
-def parse(model: type[BaseModel], data: Any, field: str) -> Any:
-    """Validate `data` as `model`; the first error becomes InvalidInputs naming `field.<location>`."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        named, msg = split_named_field(str(first["msg"]))
-        if named is not None:
-            loc = f"{loc}.{named}" if loc else named
-        raise InvalidInputs(f"{field}.{loc}" if loc else field, msg) from None
 
 
 def load(inputs: Mapping[str, Any], seed: int | None) -> tuple[Any, int | None]:
@@ -67,7 +52,7 @@ def load(inputs: Mapping[str, Any], seed: int | None) -> tuple[Any, int | None]:
 def ccp_options(inputs: Mapping[str, Any]) -> Any:
     from engines.margin.ccp import CcpOptions
 
-    return parse(CcpOptions, inputs.get("options") or {}, "options")
+    return parse_model(CcpOptions, inputs.get("options") or {}, "options")
 
 
 def _source(inputs: Mapping[str, Any], used: int | None) -> dict[str, Any]:
@@ -144,7 +129,7 @@ def margin_model_change(inputs: Mapping[str, Any], seed: int | None = None) -> d
 
     check_fields(inputs, ("book", "change_set"), (*COMMON, "dates"))
     options = ccp_options(inputs)
-    change = parse(ModelChangeSet, inputs["change_set"], "change_set")
+    change = parse_model(ModelChangeSet, inputs["change_set"], "change_set")
     dates = parse_dates(inputs["dates"], "dates") if "dates" in inputs else None
     loaded, used = load(inputs, seed)
     return {**_source(inputs, used), **_engine(lambda: model_change_report(loaded, change, dates, options=options))}

@@ -15,48 +15,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
-
-from engines.registry import InvalidInputs, check_fields, register, split_named_field
+from engines.registry import InvalidInputs, check_fields, parse_model, register
 from engines.xva.bacva import BaCvaPortfolio, ba_cva_full, ba_cva_reduced
 from engines.xva.saccr import saccr
 from engines.xva.saccr_models import NettingSet
 
 MAX_NETTING_SETS = 20_000
-
-
-def parse(model: type[BaseModel], data: Any, field: str) -> Any:
-    """Validate `data` as `model`; the first error becomes InvalidInputs naming `field.<location>`."""
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors(include_url=False)[0]
-        loc, node = "", data
-        for part in err["loc"]:
-            if isinstance(node, dict) and isinstance(part, str) and part not in node and node.get("type") == part:
-                continue  # the tag of a discriminated union is not a field of the input
-            loc += f"[{part}]" if isinstance(part, int) else (f".{part}" if loc else str(part))
-            node = _child(node, part)
-        named, msg = split_named_field(str(err["msg"]))
-        if named is not None:
-            loc = f"{loc}.{named}" if loc else named
-        if err["type"] == "missing":
-            msg = "is required"
-        elif err["type"] == "extra_forbidden":
-            msg = "is not a known field"
-        if not field or not loc:
-            where = loc or field or "inputs"
-        else:
-            where = f"{field}{loc}" if loc.startswith("[") else f"{field}.{loc}"
-        raise InvalidInputs(where, msg) from None
-
-
-def _child(node: Any, part: int | str) -> Any:
-    if isinstance(node, dict):
-        return node.get(part)
-    if isinstance(node, list) and isinstance(part, int) and -len(node) <= part < len(node):
-        return node[part]
-    return None
 
 
 def _netting_sets(inputs: Mapping[str, Any]) -> list[NettingSet]:
@@ -68,7 +32,7 @@ def _netting_sets(inputs: Mapping[str, Any]) -> list[NettingSet]:
     first = inputs.get("first_index", 0)
     if isinstance(first, bool) or not isinstance(first, int) or first < 0:
         raise InvalidInputs("first_index", f"must be a non-negative integer, got {first!r}")
-    return [parse(NettingSet, ns, f"netting_sets[{first + i}]") for i, ns in enumerate(raw)]
+    return [parse_model(NettingSet, ns, f"netting_sets[{first + i}]") for i, ns in enumerate(raw)]
 
 
 def split_netting_sets(inputs: Mapping[str, Any], chunks: int) -> list[dict[str, Any]]:
@@ -110,7 +74,7 @@ def ba_cva_kind(inputs: Mapping[str, Any], seed: int | None) -> dict[str, Any]:
     if version == "reduced" and inputs.get("hedges"):
         raise InvalidInputs("hedges", "the reduced version recognises no hedges; set version to 'full'")
     data = {"counterparties": inputs["counterparties"], "hedges": inputs.get("hedges") or []}
-    portfolio = parse(BaCvaPortfolio, data, "")
+    portfolio = parse_model(BaCvaPortfolio, data, "")
     if version == "reduced":
         result = ba_cva_reduced(portfolio.counterparties)
     else:
