@@ -68,6 +68,22 @@ def test_product_spec_schema_is_published_and_validates_a_spec() -> None:
     assert list(validator.iter_errors({**spec, "underlyings": []}))  # 1 to 5 underlyings, as the model says
 
 
+def test_xva_book_and_market_schemas_validate_the_sample_and_refuse_a_bad_trade() -> None:
+    from engines.xva.generator import sample_book
+    from engines.xva.market import sample_market
+
+    book = json.loads(sample_book(7, 5, 40).model_dump_json())
+    book_schema = Draft202012Validator(json.loads((COMMITTED / "xva.book" / "v1.json").read_text()))
+    assert not list(book_schema.iter_errors(book))
+    book["trades"][0]["notional"] = -1.0
+    assert list(book_schema.iter_errors(book))
+    market_schema = Draft202012Validator(json.loads((COMMITTED / "xva.market" / "v1.json").read_text()))
+    assert not list(market_schema.iter_errors(json.loads(sample_market().model_dump_json())))
+    trade_schema = Draft202012Validator(json.loads((COMMITTED / "xva.trade" / "v1.json").read_text()))
+    assert not list(trade_schema.iter_errors(book["trades"][1]))
+    assert list(trade_schema.iter_errors({**book["trades"][1], "type": "bond"}))
+
+
 def test_a_dropped_document_schema_is_reported(tmp_path: Path) -> None:
     export_schemas(load_catalog(), tmp_path, DOCUMENTS)
     problems = check_schemas(load_catalog(), tmp_path, DOCUMENTS[1:])

@@ -16,6 +16,12 @@ from engines.structured.market import MarketData
 from engines.structured.pricing import PricingOptions
 from engines.structured.spec import AutocallSpec
 from engines.structured.stress import ScenarioSpec, StressOptions
+from engines.xva.bacva import BaCvaPortfolio
+from engines.xva.book_xva import TradeChange, XvaRunOptions
+from engines.xva.market import Market as XvaMarket
+from engines.xva.saccr_models import NettingSet as SaccrNettingSet
+from engines.xva.trades import Book as XvaBook
+from engines.xva.trades import TradeDocument
 
 DOCUMENTS: tuple[Document, ...] = (
     Document("structured.autocall_spec", 1, AutocallSpec),
@@ -31,4 +37,11 @@ DOCUMENTS: tuple[Document, ...] = (
     Document("margin.ccp", 1, Ccp),
     Document("margin.bilateral_counterparty", 1, BilateralCounterparty),
     Document("margin.liquidity_resources", 1, LiquidityResources),
+    Document("xva.book", 1, XvaBook),
+    Document("xva.trade", 1, TradeDocument),
+    Document("xva.trade_change", 1, TradeChange),
+    Document("xva.market", 1, XvaMarket),
+    Document("xva.run_options", 1, XvaRunOptions),
+    Document("xva.saccr_netting_set", 1, SaccrNettingSet),
+    Document("xva.ba_cva_portfolio", 1, BaCvaPortfolio),
 )

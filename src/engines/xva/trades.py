@@ -22,7 +22,7 @@ from datetime import date
 from typing import Annotated, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, RootModel, model_validator
 
 from engines.xva.market import CreditCurve, Currency, Market
 
@@ -249,6 +249,12 @@ Trade = Annotated[
     | CreditDefaultSwap,
     Field(discriminator="type"),
 ]
+
+
+class TradeDocument(RootModel[Trade]):
+    """One trade of any type (the document published as `xva.trade`)."""
+
+
 TRADE_TYPES: dict[str, type[BaseModel]] = {
     "irs": InterestRateSwap,
     "xccy": CrossCurrencySwap,
