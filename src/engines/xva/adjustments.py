@@ -650,23 +650,35 @@ class CapitalProfile:
             tuple(self.netting_set_ids[k] for k in i) if self.netting_set_ids else (),
         )
 
+    @classmethod
+    def concat(cls, parts: Sequence[CapitalProfile]) -> CapitalProfile:
+        """The netting sets of several profiles in one, in order."""
+        return cls(
+            *(np.concatenate([getattr(p, name) for p in parts]) for name in CAPITAL_ARRAYS),
+            netting_set_ids=tuple(i for p in parts for i in p.netting_set_ids),
+        )
+
     def with_netting_set(self, row: int, other: CapitalProfile) -> CapitalProfile:
         """This profile with the netting set at `row` replaced by `other`'s single row (a what-if)."""
         arrays = {}
-        for name in (
-            "add_on",
-            "unmargined_add_on",
-            "alive",
-            "margined",
-            "rc_floor",
-            "effective_maturity",
-            "ccr_risk_weight",
-            "cva_risk_weight",
-        ):
+        for name in CAPITAL_ARRAYS:
             a = getattr(self, name).copy()
             a[row] = getattr(other, name)[0]
             arrays[name] = a
         return replace(self, **arrays)
+
+
+CAPITAL_ARRAYS = (
+    "add_on",
+    "unmargined_add_on",
+    "alive",
+    "margined",
+    "rc_floor",
+    "effective_maturity",
+    "ccr_risk_weight",
+    "cva_risk_weight",
+)
+"""The per-netting-set arrays of a `CapitalProfile`, in its fields' order."""
 
 
 def _option_volatility(trade: SaccrTrade) -> float:

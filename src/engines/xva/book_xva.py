@@ -129,17 +129,12 @@ class NettingSetParts:
     def concat(cls, parts: Sequence[NettingSetParts]) -> NettingSetParts:
         if len(parts) == 1:
             return parts[0]
-        cap = [p.capital for p in parts]
-        capital = CapitalProfile(
-            *(np.concatenate([getattr(c, name) for c in cap]) for name in _CAPITAL_ARRAYS),
-            netting_set_ids=tuple(i for c in cap for i in c.netting_set_ids),
-        )
         return cls(
             ids=tuple(i for p in parts for i in p.ids),
             counterparty_ids=tuple(i for p in parts for i in p.counterparty_ids),
             exposure=ExposureProfiles.concat([p.exposure for p in parts]),
             uncollateralised=ExposureProfiles.concat([p.uncollateralised for p in parts]),
-            capital=capital,
+            capital=CapitalProfile.concat([p.capital for p in parts]),
             survival=np.concatenate([p.survival for p in parts]),
             recovery=np.concatenate([p.recovery for p in parts]),
             wrong_way=np.concatenate([p.wrong_way for p in parts]),
@@ -147,18 +142,6 @@ class NettingSetParts:
             cva_stderr=np.concatenate([p.cva_stderr for p in parts]),
             summaries=tuple(s for p in parts for s in p.summaries),
         )
-
-
-_CAPITAL_ARRAYS = (
-    "add_on",
-    "unmargined_add_on",
-    "alive",
-    "margined",
-    "rc_floor",
-    "effective_maturity",
-    "ccr_risk_weight",
-    "cva_risk_weight",
-)
 
 
 @dataclass

@@ -24,7 +24,7 @@ from risklab.cli_output import (
 from risklab.xva_cli.common import BookArg, xva_app
 
 if TYPE_CHECKING:
-    from engines.xva.book_xva import XvaRunOptions
+    from engines.xva.book_xva import XvaBookResult, XvaRunOptions
     from engines.xva.market import Market
     from engines.xva.trades import Book
 
@@ -90,6 +90,15 @@ def _options(paths: int, seed: int, grid: str | None, borrow_bp: float, lend_bp:
     return options
 
 
+def run_book(book_arg: str, market: Path | None, options: XvaRunOptions, quiet: bool) -> XvaBookResult:
+    """Load the book and market and run it, with a progress bar on stderr unless `quiet`."""
+    from engines.xva.book_xva import run_xva
+
+    book, mkt = _load(book_arg, market)
+    with progress("netting sets", quiet) as report:
+        return engine_errors(lambda: run_xva(book, mkt, options, progress=report))
+
+
 @xva_app.command("sample")
 def sample_command(
     directory: Annotated[Path, typer.Argument(help="Directory to write book.json, trades.parquet and market.json.")],
@@ -137,12 +146,7 @@ def run_command(
     json_out: JsonOpt = False,
 ) -> None:
     """Exposures, CVA/DVA/FVA/MVA/KVA and SA-CCR / BA-CVA capital of every netting set of the book."""
-    from engines.xva.book_xva import run_xva
-
-    options = _options(paths, seed, grid, borrow_spread_bp, lend_spread_bp)
-    book, mkt = _load(book_arg, market)
-    with progress("netting sets", json_out) as report:
-        result = engine_errors(lambda: run_xva(book, mkt, options, progress=report))
+    result = run_book(book_arg, market, _options(paths, seed, grid, borrow_spread_bp, lend_spread_bp), json_out)
     data = result.to_dict()
     if json_out:
         print_json(data)
@@ -247,12 +251,7 @@ def stress_command(
     json_out: JsonOpt = False,
 ) -> None:
     """The desk's stresses: credit spreads +-100 bp, funding spreads +-50 bp, collateral posted 0% to 120%."""
-    from engines.xva.book_xva import run_xva
-
-    options = _options(paths, seed, grid, borrow_spread_bp, lend_spread_bp)
-    book, mkt = _load(book_arg, market)
-    with progress("netting sets", json_out) as report:
-        result = engine_errors(lambda: run_xva(book, mkt, options, progress=report))
+    result = run_book(book_arg, market, _options(paths, seed, grid, borrow_spread_bp, lend_spread_bp), json_out)
     report_ = engine_errors(result.stress)
     data = report_.to_dict()
     data["run"] = result.to_dict(netting_sets=False)["run"]
