@@ -40,6 +40,7 @@ from engines.xva.trades import (
     SwapLeg,
     Swaption,
     WrongWayRisk,
+    usd_notional,
 )
 
 SECTORS = ("bank", "fund", "corporate", "sovereign", "insurer")
@@ -180,13 +181,13 @@ def _trades(rng: np.random.Generator, market: Market, set_ids: list[str], owner:
         elif product == "xccy":
             other = _RATES_CCY[1 + int(u[i, 3] * 4)]
             start, maturity = _seasoned(as_of, int(min(tenor[i], 10)), u[i, 0], u[i, 1])
-            usd_notional = _round_notional(size_usd[i])
+            usd_size = _round_notional(size_usd[i])
             other_notional = _round_notional(size_usd[i] / market.fx_spot(other))
             seasoned = start <= as_of
             t_mat = (maturity - as_of).days / 365.0
             usd_leg = SwapLeg(
                 currency="USD",
-                notional=usd_notional,
+                notional=usd_size,
                 current_fixing=round(float(_zero(market, "USD", 0.25)), 5) if seasoned else None,
             )
             if u[i, 4] < 0.3:
@@ -332,7 +333,7 @@ def _csas(
     gross = np.zeros(len(sets))
     index = {s["netting_set_id"]: k for k, s in enumerate(sets)}
     for t in trades:
-        gross[index[t.netting_set_id]] += _usd_notional(t, market)
+        gross[index[t.netting_set_id]] += usd_notional(t, market)
     u = rng.random((len(sets), 5))
     out = []
     for k, s in enumerate(sets):
@@ -359,21 +360,6 @@ def _csas(
             )
         out.append(NettingSet(netting_set_id=s["netting_set_id"], counterparty_id=party.counterparty_id, csa=csa))
     return out
-
-
-def _usd_notional(t, market: Market) -> float:
-    if isinstance(t, InterestRateSwap | Swaption):
-        return t.notional * market.fx_spot(t.currency)
-    if isinstance(t, CrossCurrencySwap):
-        return t.receive_leg.notional * market.fx_spot(t.receive_leg.currency)
-    if isinstance(t, FxForward):
-        return t.buy_amount * market.fx_spot(t.buy_currency)
-    if isinstance(t, FxOption):
-        return t.notional * market.fx_spot(t.foreign)
-    if isinstance(t, EquityOption | EquityForward):
-        eq = market.equities[t.underlying]
-        return t.quantity * eq.spot * market.fx_spot(eq.currency)
-    return t.notional * market.fx_spot(t.currency)
 
 
 def _round_notional(x: float) -> float:

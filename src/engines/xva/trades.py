@@ -267,6 +267,22 @@ TRADE_TYPES: dict[str, type[BaseModel]] = {
 }
 
 
+def usd_notional(trade: BaseModel, market: Market) -> float:
+    """A trade's notional in USD at today's spot (the first currency's amount for FX, quantity x spot for equity)."""
+    if isinstance(trade, InterestRateSwap | Swaption | CreditDefaultSwap):
+        return trade.notional * market.fx_spot(trade.currency)
+    if isinstance(trade, CrossCurrencySwap):
+        return trade.receive_leg.notional * market.fx_spot(trade.receive_leg.currency)
+    if isinstance(trade, FxForward):
+        return trade.buy_amount * market.fx_spot(trade.buy_currency)
+    if isinstance(trade, FxOption):
+        return trade.notional * market.fx_spot(trade.foreign)
+    if isinstance(trade, EquityOption | EquityForward):
+        eq = market.equities[trade.underlying]
+        return trade.quantity * eq.spot * market.fx_spot(eq.currency)
+    raise TypeError(f"{type(trade).__name__} has no notional mapping")
+
+
 def trade_end(trade: BaseModel) -> date:
     """The last date on which the trade has a flow or an exercise."""
     for field in ("maturity_date", "delivery_date", "expiry_date"):

@@ -10,7 +10,7 @@ and the field (exit code 1 for data, 2 for options), never a traceback.
 from __future__ import annotations
 
 # each module adds its commands to xva_app
-from risklab.xva_cli import book, saccr  # noqa: F401
+from risklab.xva_cli import book, optimise, saccr  # noqa: F401
 from risklab.xva_cli.common import xva_app
 from risklab.xva_cli.saccr import NettingSetFileError, load_netting_sets
 

@@ -31,8 +31,7 @@ class NettingSetFileError(ValueError):
 
 def load_netting_sets(path: Path) -> list[NettingSet]:
     """The netting sets of a file: one object, a list, or {"netting_sets": [...]}; errors name file and field."""
-    from engines.registry import InvalidInputs
-    from engines.xva.compute.saccr import parse
+    from engines.registry import InvalidInputs, parse_model
     from engines.xva.saccr_models import NettingSet
 
     try:
@@ -66,7 +65,7 @@ def load_netting_sets(path: Path) -> list[NettingSet]:
     for i, item in enumerate(items):
         where = "" if prefix is None else f"{prefix}[{i}]"
         try:
-            out.append(parse(NettingSet, item, where))
+            out.append(parse_model(NettingSet, item, where))
         except InvalidInputs as exc:
             raise NettingSetFileError(f"{path}: {exc.field}: {exc.reason}") from None
     return out
