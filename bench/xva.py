@@ -10,7 +10,7 @@ forwards and options, swaptions, equity options and forwards, CDS), a mix of col
 
 - full: the whole run (`book_xva.run_xva`): scenarios, valuation of every trade on every path and date,
   collateral, exposures, initial margin, credit paths and the wrong-way add-on, SA-CCR capital profiles, all
-  adjustments and the BA-CVA capital, then the desk's 17 stresses. Target: 2,000 paths, ~80-100 dates, under
+  adjustments and the BA-CVA capital, then the desk's 14 stresses. Target: 2,000 paths, ~80-100 dates, under
   300 s on 2 cores with peak memory under 8 GB. The generation of the book is not timed (`book_seconds`).
 - whatif: one trade added to a netting set of about 200 trades on the cached paths (`XvaSession.what_if`,
   median of 5 calls after a first one). Target: under 1 s. `open_seconds` is the session's own run of the set.
