@@ -314,6 +314,25 @@ def _cds_value(xq, lgd, sp, acc, accrued, ls0, ls1, k0, k1, pm, p1):
     return lgd * default - sp * acc * (s1 * p1 + accrued * default)
 
 
+@njit(cache=True, inline="always")
+def _cds_period(t, d, j, c, m, cum_t, sig2, yk, kappa, lnp0, curve_t, curve_lnp, curve_n,
+                q_start, q_end, haz_t, haz_cum, haz_n):  # fmt: skip
+    """What premium period j contributes from t on, whatever the name's state: forward discount factors at the
+    mid-point and end, B_κ to its start and end, log survival terms, and the accrued share at a default."""
+    t0 = max(q_start[j], t)
+    t1 = q_end[j]
+    tm = 0.5 * (t0 + t1)
+    pm = math.exp(_interp_log(curve_t[c], curve_lnp[c], curve_n[c], tm) - lnp0[c, d])
+    pe = math.exp(_interp_log(curve_t[c], curve_lnp[c], curve_n[c], t1) - lnp0[c, d])
+    k0 = _b(kappa, t0 - t)
+    k1 = _b(kappa, t1 - t)
+    ls0 = -(_interp_log(haz_t[m], haz_cum[m], haz_n[m], t0) - cum_t) - 0.5 * k0 * k0 * sig2 * yk
+    ls1 = -(_interp_log(haz_t[m], haz_cum[m], haz_n[m], t1) - cum_t) - 0.5 * k1 * k1 * sig2 * yk
+    # premium accrued at a default mid-way through what is left of the period (QuantLib's scheme)
+    accrued = (tm - q_start[j]) / (t1 - q_start[j])
+    return pm, pe, k0, k1, ls0, ls1, accrued
+
+
 @njit(parallel=True, cache=True)
 def value_cds(
     out, mask, times, fx, lnp0, usd,
@@ -354,17 +373,10 @@ def value_cds(
                 for j in range(first[i], j_last + 1):
                     if q_end[j] <= t:
                         continue
-                    t0 = max(q_start[j], t)
-                    t1 = q_end[j]
-                    tm = 0.5 * (t0 + t1)
-                    pm = math.exp(_interp_log(curve_t[c], curve_lnp[c], curve_n[c], tm) - lnp0[c, d])
-                    pe = math.exp(_interp_log(curve_t[c], curve_lnp[c], curve_n[c], t1) - lnp0[c, d])
-                    k0 = _b(kappa, t0 - t)
-                    k1 = _b(kappa, t1 - t)
-                    ls0 = -(_interp_log(haz_t[m], haz_cum[m], haz_n[m], t0) - cum_t) - 0.5 * k0 * k0 * sig2 * yk
-                    ls1 = -(_interp_log(haz_t[m], haz_cum[m], haz_n[m], t1) - cum_t) - 0.5 * k1 * k1 * sig2 * yk
-                    # premium accrued at a default mid-way through what is left of the period (QuantLib's scheme)
-                    accrued = (tm - q_start[j]) / (t1 - q_start[j])
+                    pm, pe, k0, k1, ls0, ls1, accrued = _cds_period(
+                        t, d, j, c, m, cum_t, sig2, yk, kappa, lnp0, curve_t, curve_lnp, curve_n,
+                        q_start, q_end, haz_t, haz_cum, haz_n,
+                    )  # fmt: skip
                     for p in range(p0, p1):
                         v = scale[i] * _cds_value(
                             xl[m, d, p], lgd, spread[i], q_accrual[j], accrued, ls0, ls1, k0, k1, pm, pe
@@ -615,16 +627,10 @@ def nodes_cds(
             for j in range(first[i], j_last + 1):
                 if q_end[j] <= t:
                     continue
-                t0 = max(q_start[j], t)
-                t1 = q_end[j]
-                tm = 0.5 * (t0 + t1)
-                pm = math.exp(_interp_log(curve_t[c], curve_lnp[c], curve_n[c], tm) - lnp0[c, d])
-                pe = math.exp(_interp_log(curve_t[c], curve_lnp[c], curve_n[c], t1) - lnp0[c, d])
-                k0 = _b(kappa, t0 - t)
-                k1 = _b(kappa, t1 - t)
-                ls0 = -(_interp_log(haz_t[m], haz_cum[m], haz_n[m], t0) - cum_t) - 0.5 * k0 * k0 * sig2 * yk
-                ls1 = -(_interp_log(haz_t[m], haz_cum[m], haz_n[m], t1) - cum_t) - 0.5 * k1 * k1 * sig2 * yk
-                accrued = (tm - q_start[j]) / (t1 - q_start[j])
+                pm, pe, k0, k1, ls0, ls1, accrued = _cds_period(
+                    t, d, j, c, m, cum_t, sig2, yk, kappa, lnp0, curve_t, curve_lnp, curve_n,
+                    q_start, q_end, haz_t, haz_cum, haz_n,
+                )  # fmt: skip
                 for jn in range(n_nodes):
                     xq = mid[m, d] + half[m, d] * u[jn]
                     acc[s, d, jn] += scale[i] * _cds_value(
