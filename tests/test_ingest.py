@@ -101,13 +101,13 @@ def test_parsed_objects_and_given_envelope_fields_are_kept() -> None:
         event_id=str(event_id),
         correlation_id=str(correlation),
         version=1,
-        producer="desk:alice",
+        producer="desk:structured",
         occurred_at="2026-11-02T09:30:00+00:00",
     )
     (envelope,) = parse_submissions(PORTFOLIO_TRADES, [given], producer="tests", max_message_bytes=LIMIT)
     assert envelope.event_id == event_id
     assert envelope.correlation_id == correlation
-    assert envelope.producer == "desk:alice"
+    assert envelope.producer == "desk:structured"
     assert envelope.occurred_at.isoformat() == "2026-11-02T09:30:00+00:00"
 
 

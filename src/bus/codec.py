@@ -29,17 +29,21 @@ class EncodedEvent:
 
 def encode(envelope: Envelope) -> EncodedEvent:
     """The record for an envelope: key, JSON value and metadata headers."""
-    headers: list[tuple[str, bytes]] = [
+    headers: tuple[tuple[str, bytes], ...] = (
         ("event_id", str(envelope.event_id).encode()),
         ("type", envelope.type.encode()),
         ("version", str(envelope.version).encode()),
         ("correlation_id", str(envelope.correlation_id).encode()),
         ("producer", envelope.producer.encode()),
         ("occurred_at", envelope.occurred_at.isoformat().encode()),
-    ]
+    )
     if envelope.causation_id is not None:
-        headers.append(("causation_id", str(envelope.causation_id).encode()))
-    return EncodedEvent(envelope.key.encode(), envelope.model_dump_json().encode(), tuple(headers))
+        headers += (("causation_id", str(envelope.causation_id).encode()),)
+    return EncodedEvent(envelope.key.encode(), _to_json(envelope), headers)
+
+
+_to_json = Envelope.__pydantic_serializer__.to_json
+"""`model_dump_json` without its keyword handling: the same bytes."""
 
 
 def decode_envelope(value: bytes) -> Envelope:

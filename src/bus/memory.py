@@ -97,7 +97,8 @@ class MemoryTransport:
             check_size(t.spec, enc.key, enc.value, enc.headers)
         if self._closed:
             raise TransportClosed("memory transport is closed")
-        metas = [self._append(t, enc.key, enc.value, enc.headers) for enc in encoded]
+        now_ms = time.time_ns() // 1_000_000
+        metas = [self._append(t, enc.key, enc.value, enc.headers, now_ms) for enc in encoded]
         await self._notify()
         return metas
 
@@ -119,10 +120,13 @@ class MemoryTransport:
             self._append(self._topic(topic), key, value, headers)
         await self._notify()
 
-    def _append(self, t: _Topic, key: bytes | None, value: bytes, headers: Headers) -> RecordMetadata:
+    def _append(
+        self, t: _Topic, key: bytes | None, value: bytes, headers: Headers, now_ms: int | None = None
+    ) -> RecordMetadata:
         p = partition_for(key, len(t.partitions))
         log = t.partitions[p]
-        log.append(Record(t.spec.name, p, len(log), key, value, tuple(headers), time.time_ns() // 1_000_000))
+        stamp = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        log.append(Record(t.spec.name, p, len(log), key, value, tuple(headers), stamp))
         return RecordMetadata(t.spec.name, p, len(log) - 1)
 
     async def _notify(self) -> None:
@@ -227,18 +231,31 @@ class MemorySubscription:
                     pass
 
     def _fetch(self, max_records: int) -> dict[TopicPartition, list[Record]]:
-        out: dict[TopicPartition, list[Record]] = {}
-        budget = max_records
+        """Up to `max_records` records, shared evenly between the owned partitions that have any
+        (as a Kafka fetch returns several partitions' data at once), so that a consumer's
+        partitions progress together and none waits behind a busy one."""
+        ready: list[tuple[TopicPartition, list[Record], int]] = []
         for tp in sorted(self._owned):
-            if budget <= 0:
-                break
             log = self._transport._topic(tp.topic).partitions[tp.partition]
             pos = self._positions.get(tp, 0)
             if pos < len(log):
-                chunk = log[pos : pos + budget]
-                out[tp] = chunk
-                self._positions[tp] = pos + len(chunk)
+                ready.append((tp, log, pos))
+        out: dict[TopicPartition, list[Record]] = {}
+        budget = max_records
+        while ready and budget > 0:
+            share = max(1, budget // len(ready))
+            waiting = []
+            for tp, log, pos in ready:
+                if budget <= 0:
+                    break
+                chunk = log[pos : pos + min(share, budget)]
+                out.setdefault(tp, []).extend(chunk)
+                pos += len(chunk)
+                self._positions[tp] = pos
                 budget -= len(chunk)
+                if pos < len(log):
+                    waiting.append((tp, log, pos))
+            ready = waiting
         return out
 
     async def commit(self, offsets: Mapping[TopicPartition, int]) -> None:

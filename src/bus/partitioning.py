@@ -6,6 +6,7 @@ key lands on the same partition number whichever transport carries it.
 
 from __future__ import annotations
 
+import functools
 import itertools
 
 from aiokafka.partitioner import murmur2
@@ -17,11 +18,17 @@ from bus.topics import TopicSpec
 _unkeyed = itertools.count()
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _key_hash(key: bytes) -> int:
+    # murmur2 is pure Python; keys (aggregates) repeat, so each is hashed once
+    return murmur2(key) & 0x7FFFFFFF
+
+
 def partition_for(key: bytes | None, partitions: int) -> int:
     """Kafka's default partition for `key` among `partitions`; unkeyed records go round robin."""
     if key is None:
         return next(_unkeyed) % partitions
-    return (murmur2(key) & 0x7FFFFFFF) % partitions
+    return _key_hash(key) % partitions
 
 
 def record_size(key: bytes | None, value: bytes, headers: Headers) -> int:

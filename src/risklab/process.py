@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from bus.runtime.actor import Actor
+from bus.runtime.collector import tune_for_streaming
 from bus.runtime.runner import ActorRunner, RuntimeOptions, ensure_runtime_schema
 from bus.transport import Transport
 from risklab.settings import Settings
@@ -40,6 +41,7 @@ async def running(
     actors: Sequence[Actor], transport: Transport, pool: asyncpg.Pool, options: RuntimeOptions
 ) -> AsyncIterator[RunningActors]:
     """Run the actors while the block executes; on exit finish the events in hand and stop."""
+    tune_for_streaming()
     await ensure_runtime_schema(pool)
     runners = [ActorRunner(a, transport, pool, options) for a in actors]
     stop = asyncio.Event()

@@ -61,12 +61,16 @@ async def caught_up(pool: asyncpg.Pool, transport: MemoryTransport, actors: Sequ
 
 
 async def run_until_caught_up(
-    pool: asyncpg.Pool, transport: MemoryTransport, *actors: Actor, timeout: float = 60.0
+    pool: asyncpg.Pool,
+    transport: MemoryTransport,
+    *actors: Actor,
+    timeout: float = 60.0,
+    options: RuntimeOptions = OPTIONS,
 ) -> list[ActorRunner]:
     """Run the actors together until all of them have consumed everything (including what they
     emit to one another), then stop them; returns the runners."""
     stops = [asyncio.Event() for _ in actors]
-    runners = [ActorRunner(a, transport, pool, OPTIONS) for a in actors]
+    runners = [ActorRunner(a, transport, pool, options) for a in actors]
     tasks = [asyncio.create_task(r.run(s)) for r, s in zip(runners, stops, strict=True)]
     try:
         deadline = asyncio.get_running_loop().time() + timeout
@@ -136,7 +140,7 @@ def trade(portfolio: str, notional: float, *, trade_id: str | None = None) -> En
         currency="USD",
         trade_date=T0.date(),
     )
-    return CATALOG.envelope(event, producer="user:alice", occurred_at=T0)
+    return CATALOG.envelope(event, producer="user:risk-desk", occurred_at=T0)
 
 
 class ExposureWatcher(Actor):

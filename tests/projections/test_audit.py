@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import uuid
 
 import asyncpg
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from projection_helpers import (
     ExposureWatcher,
     memory_transport,
@@ -18,7 +21,11 @@ from projection_helpers import (
     trade,
 )
 
+from bus.codec import DecodedEvent
+from bus.runtime.actor import HandlerContext
+from bus.runtime.runner import RuntimeOptions, ensure_runtime_schema
 from bus.topics import DESK_MARGIN, MARKET_DATA, PORTFOLIO_TRADES, RISK_INDICATORS
+from bus.transport import Record
 from projections.audit import (
     GENESIS_HASH,
     REWRITE_SETTING,
@@ -205,7 +212,7 @@ async def test_lineage_walks_back_to_the_users_input(database_url: str) -> None:
                 "risk.indicator_observed",
                 "portfolio.trade_booked",
             ]
-            assert [s.producer for s in steps] == ["early_warning@1", "exposure_watcher@1", "user:alice"]
+            assert [s.producer for s in steps] == ["early_warning@1", "exposure_watcher@1", "user:risk-desk"]
             assert [s.topic for s in steps] == ["alerts", RISK_INDICATORS, PORTFOLIO_TRADES]
             assert steps[-1].event_id == booked.event_id and steps[-1].causation_id is None
             assert [s.depth for s in steps] == [0, 1, 2]
@@ -222,6 +229,24 @@ def test_canonical_json_survives_jsonb() -> None:
         canonical_json({"x": float("nan")})
     with pytest.raises(ValueError, match="NUL"):
         canonical_json({"x": "a\x00b"})
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(_JSON.filter(lambda v: "\\u0000" not in json.dumps(v)))
+def test_canonical_json_is_sorted_compact_json(value: object) -> None:
+    """The encoder built once in the module writes what `json.dumps` with sorted keys, no spaces
+    and non-ASCII kept would (after the jsonb number rewrites, which the test applies too)."""
+    text = canonical_json(value)
+    assert json.loads(text) == json.loads(canonical_json(json.loads(text)))
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    if "e+" not in expected and "-0.0" not in expected:
+        assert text == expected
 
 
 async def test_payloads_round_trip_through_jsonb(database_url: str) -> None:
@@ -253,10 +278,56 @@ async def test_concurrent_partitions_and_members_keep_chains_intact(database_url
         await transport.publish([RISK_INDICATORS, MARKET_DATA, DESK_MARGIN][i % 3], env)
         expected[correlation] += 1
     async with pool_for(database_url) as pool:
-        runners = await run_until_caught_up(pool, transport, AuditTrailProjection(), AuditTrailProjection())
+        small_rounds = RuntimeOptions(poll_timeout_seconds=0.05, max_records=100)  # both members get work
+        runners = await run_until_caught_up(
+            pool, transport, AuditTrailProjection(), AuditTrailProjection(), options=small_rounds
+        )
         assert sum(r.processed for r in runners) == 1500
         assert all(r.processed > 0 for r in runners)  # both members took part
         async with pool.acquire() as conn:
             assert await verify(conn) == []
             for correlation in correlations[:5]:
                 assert [r.seq for r in await show(conn, correlation)] == list(range(1, expected[correlation] + 1))
+
+
+async def test_two_partitions_starting_one_chain_at_once(database_url: str) -> None:
+    """Two transactions append to the same new correlation from different partitions at once: the
+    second waits for the first's head, then continues its chain (seq 2 and 3 after 1), not a
+    second chain from the genesis hash."""
+    projection = AuditTrailProjection()
+    correlation = uuid.uuid4()
+    first = observation("s-1", 1.0, correlation_id=correlation)
+    later = [observation("s-2", 2.0, correlation_id=correlation), observation("s-3", 3.0, correlation_id=correlation)]
+
+    def batch(conn: asyncpg.Connection, partition: int, envelopes: list) -> list:
+        return [
+            (
+                DecodedEvent(env, projection.catalog.parse(env)),
+                HandlerContext(
+                    conn, env, projection.name, projection.producer, projection.catalog, None,
+                    Record(RISK_INDICATORS, partition, offset, env.key.encode(), b"", (), 0),
+                ),
+            )
+            for offset, env in enumerate(envelopes)
+        ]  # fmt: skip
+
+    async with pool_for(database_url) as pool:
+        await ensure_runtime_schema(pool, projection)
+        async with pool.acquire() as c1, pool.acquire() as c2:
+            t1 = c1.transaction()
+            await t1.start()
+            await projection.handle_batch(batch(c1, 0, [first]))
+            async with c2.transaction():
+                second = asyncio.create_task(projection.handle_batch(batch(c2, 1, later)))
+                await asyncio.sleep(0.3)
+                assert not second.done()  # waiting for the first transaction's new head
+                await t1.commit()
+                await second
+        async with pool.acquire() as conn:
+            rows = await show(conn, correlation)
+            assert [(r.seq, r.partition) for r in rows] == [(1, 0), (2, 1), (3, 1)]
+            assert rows[1].prev_hash == rows[0].row_hash
+            assert await conn.fetchval(
+                'SELECT seq FROM "proj_audit_g1".audit_chain_heads WHERE correlation_id = $1', correlation
+            ) == 3
+            assert await verify(conn) == []

@@ -31,10 +31,14 @@ async def progress(
     ends = await transport.end_offsets(topics)
     async with pool.acquire() as conn:
         rows = await conn.fetch(
-            'SELECT actor, topic, "partition", next_offset FROM consumer_offsets WHERE actor = ANY($1::text[])',
+            """SELECT actor, topic, "partition", next_offset FROM consumer_offsets WHERE actor = ANY($1::text[])
+               UNION ALL
+               SELECT NULL, NULL, NULL, count(*) FROM outbox WHERE sent_at IS NULL""",
             [name for name, _ in consumers],
         )
-        unsent = await conn.fetchval("SELECT count(*) FROM outbox WHERE sent_at IS NULL")
+    # one round trip for both questions: the row without an actor is the count of unsent rows
+    unsent = next(r["next_offset"] for r in rows if r["actor"] is None)
+    rows = [r for r in rows if r["actor"] is not None]
     done = {(r["actor"], TopicPartition(r["topic"], r["partition"])): r["next_offset"] for r in rows}
     lag = {
         name: sum(max(0, end - done.get((name, tp), 0)) for tp, end in ends.items() if tp.topic in set(ts))
