@@ -8,6 +8,7 @@ failure is an `InvalidEvent` naming the field, which the actor runtime sends to 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from pydantic import ValidationError
 
@@ -18,9 +19,8 @@ from bus.errors import InvalidEvent
 Headers = tuple[tuple[str, bytes], ...]
 
 
-@dataclass(frozen=True)
-class EncodedEvent:
-    """An envelope ready for the wire."""
+class EncodedEvent(NamedTuple):
+    """An envelope ready for the wire (a named tuple: one is built per published event)."""
 
     key: bytes
     value: bytes

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 
 import asyncpg
 
+from bus.database import session_unlock, try_session_lock
 from bus.migrations import apply_migrations
 from bus.runtime.runner import RUNTIME_MIGRATIONS, ActorRunner, RuntimeOptions
 from bus.transport import TopicPartition, Transport
@@ -111,9 +112,9 @@ async def _forget_consumer(conn: asyncpg.Connection, consumer: str) -> None:
 
 async def _relay_running(conn: asyncpg.Connection, consumer: str) -> bool:
     """Whether a runner of `consumer` is running: its outbox relay holds this advisory lock."""
-    got = await conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", "outbox:" + consumer)
+    got = await try_session_lock(conn, "outbox:" + consumer)
     if got:
-        await conn.execute("SELECT pg_advisory_unlock(hashtext($1))", "outbox:" + consumer)
+        await session_unlock(conn, "outbox:" + consumer)
     return not got
 
 
@@ -217,7 +218,7 @@ async def rebuild(
     building: dict[str, int] = {}
     try:
         for name in sorted(names):
-            if not await lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", "projection-rebuild:" + name):
+            if not await try_session_lock(lock_conn, "projection-rebuild:" + name):
                 raise RebuildError(f"a rebuild of projection {name!r} is already running")
             locked.append(name)
         previous: dict[str, int] = {}
@@ -267,7 +268,7 @@ async def rebuild(
                 await _abandon(pool, name, generation)
         for name in locked:
             with contextlib.suppress(Exception):
-                await lock_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", "projection-rebuild:" + name)
+                await session_unlock(lock_conn, "projection-rebuild:" + name)
         await pool.release(lock_conn)
 
 

@@ -35,7 +35,7 @@ class Emitted:
     topic: str
 
 
-@dataclass
+@dataclass(slots=True)
 class HandlerContext:
     """What a handler gets besides the event: the transaction's connection and `emit`.
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 import asyncpg
 
+from bus.database import session_unlock, try_session_lock
 from bus.errors import DeliveryFailed
 from bus.runtime.transient import is_transient
 from bus.transport import Transport
@@ -52,7 +53,7 @@ class OutboxRelay:
         while True:
             try:
                 async with self.pool.acquire() as lock_conn:
-                    got = await lock_conn.fetchval("SELECT pg_try_advisory_lock(hashtext($1))", "outbox:" + self.actor)
+                    got = await try_session_lock(lock_conn, "outbox:" + self.actor)
                     if not got:
                         if stop.is_set():
                             return
@@ -63,7 +64,7 @@ class OutboxRelay:
                         return
                     finally:
                         with contextlib.suppress(Exception):
-                            await lock_conn.execute("SELECT pg_advisory_unlock(hashtext($1))", "outbox:" + self.actor)
+                            await session_unlock(lock_conn, "outbox:" + self.actor)
             except Exception as exc:
                 if not is_transient(exc) and not _is_transport_outage(exc):
                     raise

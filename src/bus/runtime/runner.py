@@ -65,7 +65,7 @@ class HandlerFailed(Exception):
         super().__init__(f"{type(cause).__name__}: {cause}")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class _Item:
     record: Record
     event_id: uuid.UUID
@@ -78,6 +78,14 @@ class _Item:
     @property
     def dead(self) -> bool:
         return self.error is not None or self.failure is not None
+
+
+@dataclass(frozen=True)
+class _Round:
+    """One poll's batches, each being processed by its task."""
+
+    batches: dict[TopicPartition, list[Record]]
+    tasks: list[asyncio.Task[bool]]
 
 
 def record_id(record: Record) -> uuid.UUID:
@@ -118,6 +126,8 @@ class ActorRunner:
         self._producer = actor.producer
         self._prepares = type(actor).prepare is not Actor.prepare
         self._outbox_written = False
+        self._tails: dict[TopicPartition, asyncio.Task[bool]] = {}
+        self._stop = asyncio.Event()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until `stop` is set; the batch in hand is finished before returning."""
@@ -126,27 +136,80 @@ class ActorRunner:
         # batch emitted is published before `run` returns.
         relay_stop = asyncio.Event()
         relay_task = asyncio.create_task(self.relay.run(relay_stop)) if self.relay else None
-        sub = await self.transport.subscribe(self.name, self.actor.topics, on_assign=self._start_offsets)
+        sub = await self.transport.subscribe(
+            self.name, self.actor.topics, on_assign=self._start_offsets, on_revoke=self._finish_revoked
+        )
+        self._stop = stop
+        in_hand: list[_Round] = []
         try:
             while not stop.is_set():
                 batches = await self._gather(sub)
                 if not batches:
+                    while in_hand:
+                        await self._settle(sub, in_hand.pop(0))
                     self.idle.set()
                     continue
                 self.idle.clear()
-                await asyncio.gather(*(self._process_partition(recs) for recs in batches.values()))
-                try:
-                    await sub.commit({tp: recs[-1].offset + 1 for tp, recs in batches.items()})
-                except CommitFailed as exc:  # the database holds the truth; the next owner seeks there
-                    log.info("%s: offset commit skipped after a rebalance: %s", self.name, exc)
-                if self.relay and self._outbox_written:
-                    self._outbox_written = False
-                    self.relay.wake()
+                # The next round starts while the previous one's transactions finish: a partition's
+                # batches still run one after the other, and at most two rounds are in hand.
+                in_hand.append(self._launch(batches))
+                while len(in_hand) > 1:
+                    await self._settle(sub, in_hand.pop(0))
         finally:
-            await sub.close()
-            if relay_task is not None:
-                relay_stop.set()
-                await relay_task
+            try:
+                for round_ in in_hand:  # everything begun ends before the subscription does
+                    await asyncio.gather(*round_.tasks, return_exceptions=True)
+                while in_hand:
+                    await self._settle(sub, in_hand.pop(0))
+            finally:
+                await sub.close()
+                if relay_task is not None:
+                    relay_stop.set()
+                    await relay_task
+
+    def _launch(self, batches: dict[TopicPartition, list[Record]]) -> _Round:
+        """Start each partition's batch once that partition's previous batch is done."""
+        tasks = []
+        for tp, records in batches.items():
+            task = asyncio.create_task(self._after(self._tails.get(tp), records))
+            self._tails[tp] = task
+            tasks.append(task)
+        return _Round(batches, tasks)
+
+    async def _after(self, previous: asyncio.Task[bool] | None, records: Sequence[Record]) -> bool:
+        """Process `records` after `previous`; False if the runner stopped before they began."""
+        if previous is not None:
+            await previous  # a failure there fails this batch too: the runner is stopping
+        if self._stop.is_set():
+            return False  # not begun, not committed: the partition's next owner reads them
+        await self._process_partition(records)
+        return True
+
+    async def _settle(self, sub: Subscription, round_: _Round) -> None:
+        """Wait for a round's transactions, then commit its offsets and wake the relay."""
+        results = await asyncio.gather(*round_.tasks, return_exceptions=True)
+        for tp, task in zip(round_.batches, round_.tasks, strict=True):
+            if self._tails.get(tp) is task:
+                del self._tails[tp]
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        done = {tp: recs[-1].offset + 1 for (tp, recs), ok in zip(round_.batches.items(), results, strict=True) if ok}
+        if not done:
+            return
+        try:
+            await sub.commit(done)
+        except CommitFailed as exc:  # the database holds the truth; the next owner seeks there
+            log.info("%s: offset commit skipped after a rebalance: %s", self.name, exc)
+        if self.relay and self._outbox_written:
+            self._outbox_written = False
+            self.relay.wake()
+
+    async def _finish_revoked(self, tps: frozenset[TopicPartition]) -> None:
+        """Before partitions move to another member, finish the batches of theirs still in hand."""
+        tails = [self._tails[tp] for tp in tps if tp in self._tails]
+        if tails:
+            await asyncio.gather(*tails, return_exceptions=True)
 
     async def _gather(self, sub: Subscription) -> dict[TopicPartition, list[Record]]:
         """Records for one round of transactions: the first poll, topped up for `linger_seconds`."""
