@@ -196,7 +196,14 @@ _COLUMNS = (
     "prev_hash",
     "row_hash",
 )
-"""The columns a batch writes (by COPY, the cheapest bulk path for both ends)."""
+"""The columns a batch writes (by COPY, the cheapest bulk path for both ends): what the log
+determines, then the chain's seq and hashes."""
+
+
+def _sql_name(column: str) -> str:
+    return f'"{column}"' if column in ("partition", "offset") else column
+
+
 _MOVE_HEADS = """
     UPDATE __schema__.audit_chain_heads AS h SET seq = u.s, row_hash = u.rh
     FROM unnest($1::uuid[], $2::bigint[], $3::bytea[]) AS u(c, s, rh)
@@ -235,23 +242,7 @@ class AuditTrailProjection(Projection):
     digest_tables: ClassVar[Mapping[str, DigestSpec]] = {
         # seq, prev_hash and row_hash depend on the order in which partitions were processed, and
         # recorded_at on the clock: the digest covers what the log determines, by event_id.
-        "audit_events": DigestSpec(
-            (
-                "event_id",
-                "type",
-                "version",
-                "key",
-                "correlation_id",
-                "causation_id",
-                "producer",
-                "occurred_at",
-                "payload",
-                "topic",
-                '"partition"',
-                '"offset"',
-            ),
-            ("event_id",),
-        ),
+        "audit_events": DigestSpec(tuple(_sql_name(c) for c in _COLUMNS[: _COLUMNS.index("seq")]), ("event_id",)),
         # The head's seq is the number of events of the correlation: deterministic; its hash is not.
         "audit_chain_heads": DigestSpec(("correlation_id", "seq"), ("correlation_id",)),
     }
@@ -314,9 +305,7 @@ class AuditTrailProjection(Projection):
         moved = [c for c in correlations if c in before]
         if moved:
             heads = chained.heads
-            await conn.execute(
-                self._move_heads_sql, moved, [heads[c][0] for c in moved], [heads[c][1] for c in moved]
-            )
+            await conn.execute(self._move_heads_sql, moved, [heads[c][0] for c in moved], [heads[c][1] for c in moved])
 
     async def _lock_heads(
         self, conn: asyncpg.Connection, correlations: Sequence[uuid.UUID]

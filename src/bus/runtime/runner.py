@@ -8,6 +8,12 @@ the batch through one transaction per event, retried with backoff; after the lim
 for `Rejected`, undecodable bytes and payloads that do not validate) the event goes to
 `deadletter` with its reason, and the partition moves on. When the database is unavailable the
 actor pauses and retries; nothing is dead-lettered for the infrastructure's faults.
+
+A poll's records are shared between the partitions in hand, and each partition's share is one
+transaction; the partitions' transactions run concurrently. The next poll's transactions start
+while the previous poll's finish (a partition's batches still one after the other), so the process
+decodes and hashes while PostgreSQL writes. Partitions being revoked finish their batches first,
+and after a stop nothing new begins.
 """
 
 from __future__ import annotations
