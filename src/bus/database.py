@@ -41,13 +41,6 @@ class PooledConnection(asyncpg.Connection):
             self._session_locks = False
 
 
-async def _reset(conn: asyncpg.Connection) -> None:
-    if isinstance(conn, PooledConnection):
-        await conn.release_session_locks()
-    else:  # not ours: asyncpg's full reset
-        await conn.reset()
-
-
 async def try_session_lock(conn: asyncpg.Connection, name: str) -> bool:
     """Take the session advisory lock `name` if it is free; the connection's pool releases it
     when the connection goes back, should the holder not have unlocked it."""
@@ -77,7 +70,7 @@ async def connect_pool(url: str, *, min_size: int = 2, max_size: int = 12, wait_
                 max_size=max_size,
                 command_timeout=60,
                 connection_class=PooledConnection,
-                reset=_reset,
+                reset=PooledConnection.release_session_locks,
             )
         except Exception as exc:
             if not is_transient(exc) or loop.time() + delay > deadline:
